@@ -1,0 +1,1 @@
+"""pytest plugin for testing code that uses ltx2 (filled in by the emulator work)."""
