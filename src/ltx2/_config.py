@@ -1,0 +1,81 @@
+"""Immutable settings with named defaults: timeouts, retries, rate limits and polling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Limits", "PollPolicy", "RetryPolicy", "Timeouts"]
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """HTTP timeouts in seconds: ``connect`` to open a connection, ``read`` between bytes of a
+    reply, ``total`` for one API call (downloads have no total, only ``read``)."""
+
+    connect: float = 10.0
+    read: float = 60.0
+    total: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Retries of 429, 5xx and connection failures: exponential backoff with full jitter.
+
+    The n-th retry waits ``uniform(0, min(max_delay, base_delay * 2**n))``, or the provider's
+    ``Retry-After`` when it sent one (capped at ``max_retry_after``). A create is retried only
+    when the provider cannot have started it: a connection that never opened, a 429, or a 503.
+    ``enabled=False`` turns retries off (tests).
+    """
+
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+    max_retry_after: float = 120.0
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Client-side limits per provider API key, so a fan-out never meets a 429.
+
+    ``creates_per_period`` creates in any window of ``period`` seconds (a sliding window, the
+    strictest reading of "N per minute"), and at most ``max_concurrent`` unfinished jobs.
+    ``None`` means no limit. Every client in a process with the same provider and key shares
+    one set of limits.
+    """
+
+    creates_per_period: int | None = None
+    max_concurrent: int | None = None
+    period: float = 60.0
+
+    def scaled(self, time_scale: float) -> Limits:
+        """The same limits with the window scaled (for an emulator with a time scale)."""
+        return Limits(self.creates_per_period, self.max_concurrent, self.period * time_scale)
+
+
+@dataclass(frozen=True, slots=True)
+class PollPolicy:
+    """When the fallback poller asks a provider for a job's status.
+
+    The first poll comes ``first`` seconds after the create (default: the provider's stated
+    shortest processing time × ``first_fraction``); after that the interval is ``ratio`` × the
+    job's age, within ``[min_interval, max_interval]``, shortened by up to ``jitter`` (a
+    fraction) so that jobs created together do not poll together. Since a job's time is at
+    least its age, a result is known within ``ratio`` × the job's time (or ``min_interval``)
+    after it is ready.
+
+    When a webhook is expected the poller is only a safety net: it waits ``webhook_grace`` ×
+    the provider's longest stated time before its first poll, then polls every
+    ``max_interval``.
+
+    ``time_scale`` multiplies every duration (use the emulator's time scale in tests).
+    """
+
+    first: float | None = None
+    first_fraction: float = 0.9
+    ratio: float = 0.1
+    min_interval: float = 1.0
+    max_interval: float = 30.0
+    jitter: float = 0.05
+    webhook_grace: float = 1.5
+    time_scale: float = 1.0

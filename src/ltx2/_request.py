@@ -1,0 +1,346 @@
+"""``VideoRequest``: what to generate, validated against the seeds' shared support matrix.
+
+The matrix (seeds/README.md, and each seed's input schema): duration 6–20 s in steps of 2,
+more than 10 s only at 1080p and 25 fps; resolutions 1080p, 1440p, 2160p; fps 25 or 50;
+aspect ratio 16:9 only; ``generate_audio`` defaults to true. ``camera_motion`` is GMI Cloud's
+(seed 002). Images are PNG, JPEG, WebP, AVIF or HEIF (seeds 000, 001, 003), recognised by
+their magic bytes, at most 50 MB (seed 003's recommended limit).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import anyio
+import pydantic
+from pydantic import BaseModel, ConfigDict, StrictBool, field_validator, model_validator
+
+from ._errors import InvalidRequestError
+
+__all__ = [
+    "CAMERA_MOTIONS",
+    "DURATIONS",
+    "FPS_VALUES",
+    "MAX_IMAGE_BYTES",
+    "RESOLUTIONS",
+    "ImageSource",
+    "VideoRequest",
+    "sniff_image",
+]
+
+Duration = Literal[6, 8, 10, 12, 14, 16, 18, 20]
+Resolution = Literal["1080p", "1440p", "2160p"]
+Fps = Literal[25, 50]
+AspectRatio = Literal["16:9"]
+CameraMotion = Literal[
+    "dolly_in", "dolly_out", "dolly_left", "dolly_right", "jib_up", "jib_down", "static",
+    "focus_shift",
+]  # fmt: skip
+
+DURATIONS: tuple[int, ...] = get_args(Duration)
+RESOLUTIONS: tuple[str, ...] = get_args(Resolution)
+FPS_VALUES: tuple[int, ...] = get_args(Fps)
+CAMERA_MOTIONS: tuple[str, ...] = get_args(CameraMotion)
+#: Longer than this only at 1080p and 25 fps (every seed says so).
+MAX_SHORT_DURATION = 10
+#: seed 003: "Recommended limits: images ≤ 50 MB (~4K)".
+MAX_IMAGE_BYTES = 50 * 1024 * 1024
+
+ImageInput = str | bytes | os.PathLike[str]
+
+_MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
+    (b"\xff\xd8\xff", 0, "image/jpeg"),
+)
+_FTYP_BRANDS = {
+    b"avif": "image/avif",
+    b"avis": "image/avif",
+    b"heic": "image/heic",
+    b"heix": "image/heic",
+    b"hevc": "image/heic",
+    b"hevx": "image/heic",
+    b"heim": "image/heic",
+    b"heis": "image/heic",
+    b"mif1": "image/heif",
+    b"msf1": "image/heif",
+}
+_DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*),", re.I)
+
+
+def sniff_image(head: bytes) -> str | None:
+    """The MIME type of an image from its first bytes, or None if it is not one we accept."""
+    for magic, offset, mime in _MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            return mime
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[4:8] == b"ftyp":
+        return _FTYP_BRANDS.get(head[8:12])
+    return None
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSource:
+    """Where the image of a request comes from, after validation.
+
+    ``kind`` is ``"url"`` (``url`` set), ``"data"`` (a data URI in ``url``, ``data`` decoded),
+    ``"path"`` (``path`` set) or ``"bytes"`` (``data`` set). ``mime`` is known for all but URLs.
+    """
+
+    kind: Literal["url", "data", "path", "bytes"]
+    url: str | None = None
+    path: Path | None = None
+    data: bytes | None = None
+    mime: str | None = None
+    size: int | None = None
+
+    async def read(self) -> bytes:
+        """The image's bytes (reads a local file in a worker thread)."""
+        if self.data is not None:
+            return self.data
+        if self.path is not None:
+            return await anyio.Path(self.path).read_bytes()
+        raise ValueError("a URL image has no local bytes")
+
+    async def as_data_uri(self) -> str:
+        """The image as a ``data:`` URI."""
+        if self.kind == "data" and self.url is not None:
+            return self.url
+        raw = await self.read()
+        return f"data:{self.mime};base64,{base64.b64encode(raw).decode()}"
+
+
+def _check_image_bytes(head: bytes, size: int, field: str, shown: Any) -> str:
+    if size > MAX_IMAGE_BYTES:
+        raise InvalidRequestError(
+            f"{field}: the image is {size} bytes; at most {MAX_IMAGE_BYTES} bytes (50 MB) "
+            "are allowed",
+            field=field,
+            value=shown,
+            allowed=f"<= {MAX_IMAGE_BYTES} bytes",
+        )
+    mime = sniff_image(head)
+    if mime is None:
+        raise InvalidRequestError(
+            f"{field}: {_short(shown)} is not a PNG, JPEG, WebP, AVIF or HEIF image "
+            "(judged by its first bytes)",
+            field=field,
+            value=shown,
+            allowed="PNG, JPEG, WebP, AVIF, HEIF",
+        )
+    return mime
+
+
+def resolve_image(image: ImageInput, field: str = "image") -> ImageSource:
+    """Validate an image argument and say where it comes from. Reads at most a file's head."""
+    if isinstance(image, bytes | bytearray | memoryview):
+        raw = bytes(image)
+        mime = _check_image_bytes(raw[:32], len(raw), field, raw)
+        return ImageSource("bytes", data=raw, mime=mime, size=len(raw))
+    if isinstance(image, str):
+        lowered = image[:8].lower()
+        if lowered.startswith(("https://", "http://")):
+            if len(image) > 8192 or any(c.isspace() for c in image):
+                raise InvalidRequestError(
+                    f"{field}: {_short(image)} is not a valid URL",
+                    field=field,
+                    value=image,
+                    allowed="an http(s) URL",
+                )
+            return ImageSource("url", url=image)
+        if lowered.startswith("data:"):
+            return _resolve_data_uri(image, field)
+        if "://" in image[:16]:
+            raise InvalidRequestError(
+                f"{field}: {_short(image)} has an unsupported URL scheme",
+                field=field,
+                value=image,
+                allowed="https URL, data URI, local path or bytes",
+            )
+    path = Path(os.fspath(image)).expanduser()
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(32)
+            size = os.fstat(fh.fileno()).st_size
+    except OSError as exc:
+        raise InvalidRequestError(
+            f"{field}: {_short(str(image))} is neither an http(s) URL, a data URI nor a "
+            f"readable file ({exc.strerror or exc})",
+            field=field,
+            value=str(image),
+            allowed="https URL, data URI, local path or bytes",
+        ) from None
+    mime = _check_image_bytes(head, size, field, str(image))
+    return ImageSource("path", path=path, mime=mime, size=size)
+
+
+def _resolve_data_uri(uri: str, field: str) -> ImageSource:
+    match = _DATA_URI.match(uri[:256])
+    if match is None or ";base64" not in (match.group("params") or "").lower():
+        raise InvalidRequestError(
+            f"{field}: {_short(uri)} is not a base64 data URI",
+            field=field,
+            value=uri,
+            allowed="data:<mime>;base64,<data>",
+        )
+    payload = uri[match.end() :]
+    if len(payload) * 3 // 4 > MAX_IMAGE_BYTES + 3:
+        _check_image_bytes(b"", len(payload) * 3 // 4, field, uri)
+    try:
+        raw = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequestError(
+            f"{field}: the data URI's base64 payload does not decode",
+            field=field,
+            value=uri,
+            allowed="valid base64",
+        ) from None
+    mime = _check_image_bytes(raw[:32], len(raw), field, uri)
+    return ImageSource("data", url=uri, data=raw, mime=mime, size=len(raw))
+
+
+class VideoRequest(BaseModel):
+    """One image-to-video generation.
+
+    Args:
+        image: an http(s) URL, a ``data:`` URI, a local path or the image's bytes (PNG, JPEG,
+            WebP, AVIF or HEIF, at most 50 MB). ``None`` only for AI/ML API's text-to-video.
+        prompt: what should happen in the video.
+        duration: seconds, 6–20 in steps of 2; over 10 only at 1080p and 25 fps.
+        resolution: ``"1080p"``, ``"1440p"`` or ``"2160p"``.
+        fps: 25 or 50.
+        aspect_ratio: ``"16:9"`` (the only one the model has).
+        generate_audio: add a generated soundtrack (default true).
+        camera_motion: GMI Cloud's camera motion (``dolly_in``, ``dolly_out``, ``dolly_left``,
+            ``dolly_right``, ``jib_up``, ``jib_down``, ``static``, ``focus_shift``).
+
+    Every violation raises :class:`ltx2.InvalidRequestError` naming the field, the value and
+    what is allowed.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    image: ImageInput | None
+    prompt: str
+    duration: Duration = 6
+    resolution: Resolution = "1080p"
+    fps: Fps = 25
+    aspect_ratio: AspectRatio = "16:9"
+    generate_audio: StrictBool = True
+    camera_motion: CameraMotion | None = None
+
+    def __init__(
+        self, image: ImageInput | None = None, prompt: str | None = None, /, **data: Any
+    ) -> None:
+        if image is not None:
+            data.setdefault("image", image)
+        if prompt is not None:
+            data.setdefault("prompt", prompt)
+        data.setdefault("image", None)
+        try:
+            super().__init__(**data)
+        except pydantic.ValidationError as exc:
+            raise _to_invalid_request(exc) from None
+
+    @field_validator("image", mode="before")
+    @classmethod
+    def _check_image(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bytearray | memoryview):
+            value = bytes(value)
+        if not isinstance(value, str | bytes | os.PathLike):
+            raise InvalidRequestError(
+                f"image: {_short(value)} has type {type(value).__name__}",
+                field="image",
+                value=value,
+                allowed="https URL, data URI, local path or bytes",
+            )
+        resolve_image(value)  # raises InvalidRequestError
+        return value
+
+    @field_validator("prompt")
+    @classmethod
+    def _check_prompt(cls, value: str) -> str:
+        if not value.strip():
+            raise InvalidRequestError(
+                "prompt: must not be empty", field="prompt", value=value, allowed="non-empty text"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_matrix(self) -> VideoRequest:
+        if self.duration > MAX_SHORT_DURATION and (self.resolution != "1080p" or self.fps != 25):
+            raise InvalidRequestError(
+                f"duration: {self.duration} s is only supported at 1080p and 25 fps "
+                f"(got {self.resolution} at {self.fps} fps); at that setting use 6, 8 or 10",
+                field="duration",
+                value=self.duration,
+                allowed=[d for d in DURATIONS if d <= MAX_SHORT_DURATION],
+            )
+        return self
+
+    def image_source(self) -> ImageSource | None:
+        """Where the image comes from (``None`` for a prompt-only request)."""
+        return None if self.image is None else resolve_image(self.image)
+
+    def params(self) -> dict[str, Any]:
+        """The generation parameters besides image and prompt, as JSON."""
+        return self.model_dump(exclude={"image", "prompt"})
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able form for stores. A bytes image is kept as a data URI."""
+        d = self.params()
+        d["prompt"] = self.prompt
+        img = self.image
+        if isinstance(img, bytes):
+            src = resolve_image(img)
+            d["image"] = f"data:{src.mime};base64,{base64.b64encode(img).decode()}"
+        elif img is not None:
+            d["image"] = os.fspath(img)
+        else:
+            d["image"] = None
+        return d
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            if name == "image" and isinstance(value, bytes | str) and len(value) > 80:
+                yield name, _short(value)
+            else:
+                yield name, value
+
+
+def _to_invalid_request(exc: pydantic.ValidationError) -> InvalidRequestError:
+    err = exc.errors(include_url=False)[0]
+    ctx = err.get("ctx") or {}
+    inner = ctx.get("error")
+    if isinstance(inner, InvalidRequestError):
+        return inner
+    field = ".".join(str(p) for p in err["loc"]) or "request"
+    value = err.get("input")
+    allowed = ctx.get("expected")
+    if err["type"] == "missing":
+        msg = f"{field}: is required"
+    elif err["type"] == "extra_forbidden":
+        known = ", ".join(VideoRequest.model_fields)
+        msg = f"{field}: is not a VideoRequest field (fields: {known})"
+        allowed = known
+    elif allowed is not None:
+        msg = f"{field}: {_short(value)} is not allowed; allowed: {allowed}"
+    else:
+        msg = f"{field}: {_short(value)}: {err['msg']}"
+    return InvalidRequestError(msg, field=field, value=value, allowed=allowed)

@@ -1,0 +1,279 @@
+"""What a provider module is: pure translation between ltx2 and one provider's HTTP API.
+
+A provider builds :class:`~ltx2._types.HTTPCall` s and parses :class:`~ltx2._types.HTTPReply`
+s and webhook bodies into normalized :class:`~ltx2._types.StatusUpdate` s. It never opens a
+connection, sleeps or retries: the transport, the poller and the receiver do the I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from .._config import Limits
+from .._errors import UnsupportedError
+from .._request import DURATIONS, VideoRequest
+from .._types import HTTPCall, HTTPReply, JobStatus, StatusUpdate
+
+__all__ = [
+    "Capabilities",
+    "Created",
+    "Delivery",
+    "ListedJob",
+    "Provider",
+    "UploadTarget",
+    "is_loopback_url",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a provider can do; checked before any request is sent.
+
+    ``durations``: allowed seconds. ``camera_motion``: takes GMI's camera motion field.
+    ``text_only``: a prompt without an image is allowed. ``cancel``: ``"any"``, ``"queued"``
+    (only before it starts), ``"best-effort"`` or ``None``. ``webhooks``: ``"secret"`` (a
+    shared per-job secret echoed back), ``"ed25519"`` (signed) or ``None`` (poll only).
+    ``data_uri``: accepts ``data:`` images, up to ``max_data_uri_bytes`` decoded.
+    ``upload``: has a storage upload for local images. ``status_stream``: a server-sent-events
+    status stream. ``list_jobs``: can list the key's jobs (to find a job after a crash).
+    ``expected_seconds``: the stated processing time range, for the poller.
+    """
+
+    durations: tuple[int, ...] = DURATIONS
+    camera_motion: bool = False
+    text_only: bool = False
+    cancel: str | None = None
+    webhooks: str | None = None
+    data_uri: bool = False
+    max_data_uri_bytes: int | None = None
+    upload: bool = False
+    status_stream: bool = False
+    list_jobs: bool = False
+    expected_seconds: tuple[float, float] = (30.0, 120.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A parsed create reply: the provider's job id, the URLs/fields to keep for later calls
+    (``meta``), and the status if the reply already carried one (GMI may reply terminal)."""
+
+    job_id: str
+    meta: Mapping[str, str] = field(default_factory=dict)
+    update: StatusUpdate | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A parsed webhook body: whose job it is (the provider's id) and what it says."""
+
+    job_id: str | None
+    update: StatusUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class UploadTarget:
+    """Where to PUT a local image, and the URL the provider will read it from afterwards."""
+
+    put_url: str
+    file_url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ListedJob:
+    """One job from a provider's list endpoint (used to find jobs after a crash)."""
+
+    job_id: str
+    update: StatusUpdate
+    prompt: str | None = None
+    created_at: float | None = None
+
+
+def is_loopback_url(url: str) -> bool:
+    """True for http(s) URLs on localhost or a loopback address."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Provider(ABC):
+    """One hosted provider's API. Subclasses set the class attributes and the translations.
+
+    An instance holds the API key and base URL; its ``repr`` never shows the key.
+    """
+
+    name: ClassVar[str]
+    env_var: ClassVar[str]
+    default_base_url: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+    default_limits: ClassVar[Limits] = Limits()
+
+    def __init__(self, api_key: str, base_url: str | None = None, **options: Any) -> None:
+        self._api_key = api_key
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        self.options = options
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.base_url}>"
+
+    @property
+    def local(self) -> bool:
+        """True when the base URL is on loopback (the emulator, or a local proxy)."""
+        return is_loopback_url(self.base_url)
+
+    # -- requests -----------------------------------------------------------------------
+
+    @abstractmethod
+    def auth_headers(self) -> dict[str, str]:
+        """The headers that authenticate a call."""
+
+    @abstractmethod
+    def create(
+        self,
+        request: VideoRequest,
+        image_url: str | None,
+        *,
+        webhook_url: str | None,
+        webhook_secret: str | None,
+    ) -> HTTPCall:
+        """The create call. ``image_url`` is the image as the provider should read it (an
+        http(s) URL or a data URI, already uploaded or encoded by the client)."""
+
+    @abstractmethod
+    def parse_create(self, reply: HTTPReply) -> Created:
+        """Parse a 2xx create reply."""
+
+    @abstractmethod
+    def status(self, job_id: str, meta: Mapping[str, str]) -> HTTPCall:
+        """One status read."""
+
+    @abstractmethod
+    def parse_status(self, reply: HTTPReply) -> StatusUpdate:
+        """Parse a 2xx status reply."""
+
+    def result(self, job_id: str, meta: Mapping[str, str]) -> HTTPCall:
+        """The result read, for providers whose status reply does not carry the video."""
+        raise UnsupportedError(f"{self.name} has no separate result call")
+
+    def parse_result(self, reply: HTTPReply) -> StatusUpdate:
+        """Parse a 2xx result reply."""
+        return self.parse_status(reply)
+
+    def cancel(self, job_id: str, meta: Mapping[str, str]) -> HTTPCall:
+        """The cancel call, or :class:`UnsupportedError` when the provider has none."""
+        raise UnsupportedError(
+            f"{self.name} cannot cancel a job; providers that can: {cancel_capable()}"
+        )
+
+    def upload(self, file_name: str, content_type: str) -> HTTPCall:
+        """The first step of a storage upload (ask where to PUT the file)."""
+        raise UnsupportedError(f"{self.name} has no upload API")
+
+    def parse_upload(self, reply: HTTPReply) -> UploadTarget:
+        """Parse the reply to :meth:`upload`."""
+        raise UnsupportedError(f"{self.name} has no upload API")
+
+    def stream(self, job_id: str, meta: Mapping[str, str]) -> HTTPCall:
+        """A server-sent-events status stream, for providers with one."""
+        raise UnsupportedError(f"{self.name} has no status stream")
+
+    def parse_stream_event(self, data: str) -> StatusUpdate:
+        """Parse one ``data:`` payload of the status stream."""
+        raise UnsupportedError(f"{self.name} has no status stream")
+
+    def list_jobs(self) -> HTTPCall:
+        """List the key's recent jobs, for providers with a list endpoint."""
+        raise UnsupportedError(f"{self.name} cannot list jobs")
+
+    def parse_list(self, reply: HTTPReply) -> list[ListedJob]:
+        """Parse the reply to :meth:`list_jobs`."""
+        raise UnsupportedError(f"{self.name} cannot list jobs")
+
+    # -- replies that are errors ----------------------------------------------------------
+
+    def parse_error(self, reply: HTTPReply) -> tuple[str, Any, str | None]:
+        """``(message, details, error_type)`` from an error reply of any shape."""
+        try:
+            body = reply.json()
+        except ValueError:
+            body = None
+        return generic_error(reply, body)
+
+    def reply_error(self, reply: HTTPReply) -> tuple[str, Any] | None:
+        """An error carried by a 2xx reply (RunComfy's ``error_code``), or None."""
+        return None
+
+    # -- webhooks (class-level: a receiver has no API key) --------------------------------
+
+    @classmethod
+    def parse_webhook(cls, body: Any, headers: Mapping[str, str]) -> Delivery:
+        """Parse a webhook body (already JSON-decoded). Raises ValueError when malformed."""
+        raise UnsupportedError(f"{cls.name} does not send webhooks")
+
+
+def generic_error(reply: HTTPReply, body: Any) -> tuple[str, Any, str | None]:
+    """Pull a message out of the usual error shapes: ``{message}``, ``{error}``,
+    ``{detail}``, ``{error: {message}}``; otherwise the body text."""
+    error_type = reply.headers.get("x-fal-error-type")
+    if isinstance(body, dict):
+        details: Any = body.get("details", body.get("detail"))
+        for key in ("message", "error_message", "error", "detail"):
+            value = body.get(key)
+            if isinstance(value, dict):
+                value = value.get("message") or value.get("name")
+            if isinstance(value, str) and value:
+                return value, details if details is not None else body, error_type
+            if isinstance(value, list) and value:
+                return _describe_detail_list(value), value, error_type
+        return f"HTTP {reply.status}", body, error_type
+    text = reply.body[:500].decode("utf-8", "replace").strip()
+    return text or f"HTTP {reply.status}", None, error_type
+
+
+def _describe_detail_list(items: list[Any]) -> str:
+    parts = []
+    for item in items[:5]:
+        if isinstance(item, dict):
+            loc = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
+            parts.append(f"{loc}: {item.get('msg', item)}" if loc else str(item.get("msg", item)))
+        else:
+            parts.append(str(item))
+    return "; ".join(parts)
+
+
+_REGISTRY: dict[str, type[Provider]] = {}
+
+
+def register(cls: type[Provider]) -> type[Provider]:
+    """Class decorator: make a provider available by name."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registry() -> Mapping[str, type[Provider]]:
+    """The providers by name."""
+    return _REGISTRY
+
+
+def cancel_capable() -> str:
+    """The names of the providers that can cancel, for error messages."""
+    return ", ".join(sorted(n for n, c in _REGISTRY.items() if c.capabilities.cancel)) or "none"
+
+
+def status_from(table: Mapping[str, JobStatus], raw: Any, provider: str) -> JobStatus:
+    """Map a provider status word; an unknown word is treated as still running (a provider
+    adding a new intermediate status must not fail jobs) but never as finished."""
+    if isinstance(raw, str):
+        found = table.get(raw.lower())
+        if found is not None:
+            return found
+    return JobStatus.RUNNING

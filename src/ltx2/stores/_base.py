@@ -1,0 +1,250 @@
+"""The store: job records and webhook deliveries, the one source of truth a job resolves from.
+
+Flow: the client writes a record *before* it sends the create (so a webhook that beats the
+create reply finds it), then ``set_created`` with the provider's id. Status changes from polls
+go through ``update``; webhook deliveries through ``deliver``. Every change is published to the
+store's listeners (in-process for memory and SQLite; over Redis pub/sub across replicas), and
+jobs resolve from those notifications. A record that is terminal never changes again, so a
+duplicate, late or out-of-order delivery resolves nothing twice.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .._types import JobStatus, StatusUpdate
+
+__all__ = ["ChangeListener", "JobRecord", "Store", "new_record"]
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """One job as the store keeps it.
+
+    ``key`` is ltx2's own id for the job (not secret; logged). ``token`` is the 128-bit
+    secret in the webhook URL; ``webhook_secret`` the per-job secret a provider echoes back
+    (Eachlabs). ``job_id`` is the provider's id, ``None`` until the create reply is read.
+    ``update`` is the latest normalized status (``None``: the create was sent and no reply
+    read yet). ``delivery`` is a webhook delivery the awaiting client has not acted on yet.
+    ``meta`` holds what the provider's later calls need (fal's response URL, ...).
+    ``owner`` names the client that awaits the job (one per process/replica).
+    """
+
+    key: str
+    provider: str
+    request: dict[str, Any]
+    token: str
+    webhook_secret: str | None = None
+    job_id: str | None = None
+    update: StatusUpdate | None = None
+    delivery: StatusUpdate | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+    owner: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def status(self) -> JobStatus | None:
+        """The normalized status, ``None`` while the create reply is not known."""
+        return None if self.update is None else self.update.status
+
+    @property
+    def terminal(self) -> bool:
+        """True once the job succeeded, failed or was cancelled."""
+        return self.update is not None and self.update.status.terminal
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict (SQLite and Redis store this)."""
+        return {
+            "key": self.key,
+            "provider": self.provider,
+            "request": self.request,
+            "token": self.token,
+            "webhook_secret": self.webhook_secret,
+            "job_id": self.job_id,
+            "update": None if self.update is None else self.update.to_json(),
+            "delivery": None if self.delivery is None else self.delivery.to_json(),
+            "meta": self.meta,
+            "owner": self.owner,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> JobRecord:
+        """The inverse of :meth:`to_json`."""
+        return cls(
+            key=d["key"],
+            provider=d["provider"],
+            request=d["request"],
+            token=d["token"],
+            webhook_secret=d.get("webhook_secret"),
+            job_id=d.get("job_id"),
+            update=None if d.get("update") is None else StatusUpdate.from_json(d["update"]),
+            delivery=None if d.get("delivery") is None else StatusUpdate.from_json(d["delivery"]),
+            meta=dict(d.get("meta") or {}),
+            owner=d.get("owner"),
+            created_at=float(d.get("created_at", 0.0)),
+            updated_at=float(d.get("updated_at", 0.0)),
+        )
+
+    def __repr__(self) -> str:
+        # token and webhook_secret are secrets: never shown.
+        return (
+            f"JobRecord(key={self.key!r}, provider={self.provider!r}, job_id={self.job_id!r}, "
+            f"status={self.status})"
+        )
+
+
+def new_record(
+    provider: str, request: dict[str, Any], *, owner: str | None, with_secret: bool
+) -> JobRecord:
+    """A fresh record with a random key and a 128-bit webhook token (and secret)."""
+    now = time.time()
+    return JobRecord(
+        key=uuid.uuid4().hex,
+        provider=provider,
+        request=request,
+        token=secrets.token_urlsafe(16),  # 16 bytes = 128 bits
+        webhook_secret=secrets.token_urlsafe(24) if with_secret else None,
+        owner=owner,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+ChangeListener = Callable[[JobRecord], Awaitable[None] | None]
+
+
+def apply_update(record: JobRecord, update: StatusUpdate) -> bool:
+    """Apply a status update to a record in place; False if it changes nothing.
+
+    A terminal record never changes. An update equal to the current one is no change. A
+    non-terminal update never replaces a terminal one (late or out-of-order readings).
+    """
+    if record.terminal:
+        return False
+    if record.update == update:
+        return False
+    record.update = update
+    if update.status.terminal:
+        record.delivery = None
+    record.updated_at = time.time()
+    return True
+
+
+def apply_delivery(record: JobRecord, update: StatusUpdate, job_id: str | None) -> bool:
+    """Keep a webhook delivery on a record; False if the record is already terminal or
+    already holds a delivery (a duplicate)."""
+    if record.terminal or record.delivery is not None:
+        return False
+    if job_id and record.job_id and job_id != record.job_id:
+        return False  # a delivery for another job under this token: never trusted
+    record.delivery = update
+    if job_id and record.job_id is None:
+        record.meta = {**record.meta, "delivered_job_id": job_id}
+    record.updated_at = time.time()
+    return True
+
+
+class Store(ABC):
+    """Where job records live. Use as ``async with store:`` or call ``open``/``close``.
+
+    Every method is safe to call concurrently. Listeners get a copy of the record after each
+    change, in the process that subscribed (for Redis: in every replica).
+    """
+
+    def __init__(self) -> None:
+        self._listeners: list[ChangeListener] = []
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect / create tables. Idempotent."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. Idempotent."""
+
+    async def __aenter__(self) -> Store:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
+        """Call ``listener(record)`` after every change; returns an unsubscribe function."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    async def _publish(self, record: JobRecord) -> None:
+        for listener in tuple(self._listeners):
+            result = listener(replace(record))
+            if result is not None:
+                await result
+
+    @abstractmethod
+    async def add(self, record: JobRecord) -> None:
+        """Insert a new record (before its create request is sent)."""
+
+    @abstractmethod
+    async def get(self, key: str) -> JobRecord | None:
+        """The record with this key."""
+
+    @abstractmethod
+    async def get_by_token(self, token: str) -> JobRecord | None:
+        """The record whose webhook token is ``token`` (the receiver's lookup)."""
+
+    @abstractmethod
+    async def find(self, provider: str, job_id: str) -> JobRecord | None:
+        """The record of a provider's job id."""
+
+    @abstractmethod
+    async def set_created(
+        self, key: str, job_id: str, meta: dict[str, str], update: StatusUpdate
+    ) -> JobRecord | None:
+        """Record the create reply: the provider's id, its meta and first status (kept as is
+        if a delivery or poll already made the record terminal). Publishes the change."""
+
+    @abstractmethod
+    async def update(self, key: str, update: StatusUpdate) -> JobRecord | None:
+        """Apply a status update (see :func:`apply_update`). Publishes and returns the new
+        record if it changed anything, else returns None."""
+
+    @abstractmethod
+    async def deliver(
+        self, token: str, update: StatusUpdate, job_id: str | None
+    ) -> tuple[JobRecord | None, bool]:
+        """Keep a webhook delivery for the record with this token (see
+        :func:`apply_delivery`). Returns ``(record, accepted)``; record None means no such
+        token. Publishes when accepted."""
+
+    @abstractmethod
+    async def clear_delivery(self, key: str) -> None:
+        """Drop a delivery that turned out false (its confirmation said otherwise)."""
+
+    @abstractmethod
+    async def unfinished(self, provider: str | None = None) -> list[JobRecord]:
+        """Every record that is not terminal (oldest first)."""
+
+    @abstractmethod
+    async def delete(self, key: str) -> None:
+        """Forget a record."""
+
+    async def lease(self, key: str, owner: str, ttl: float) -> bool:
+        """Take the right to poll this job for ``ttl`` seconds. Only one owner at a time
+        holds it (so N replicas do not poll one job N times). Single-process stores always
+        grant it."""
+        return True
+
+    async def set_owner(self, key: str, owner: str) -> None:  # noqa: B027 - optional hook
+        """Record which client awaits the job (resume takes jobs over)."""
