@@ -115,7 +115,14 @@ class ServerError(APIError):
 
 
 class TransportError(LTX2Error):
-    """The request did not get an HTTP answer: connection refused or reset, or a timeout."""
+    """The request did not get an HTTP answer: connection refused or reset, or a timeout.
+
+    ``maybe_sent`` is False when the connection never opened, so the provider saw nothing.
+    """
+
+    def __init__(self, message: str, *, maybe_sent: bool = True) -> None:
+        super().__init__(message)
+        self.maybe_sent = maybe_sent
 
 
 class JobFailedError(LTX2Error):

@@ -1,0 +1,599 @@
+"""``Client``: submit image-to-video jobs to one provider and get awaitable jobs back."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from typing import Any, Literal, overload
+
+import aiohttp
+import anyio
+from anyio.abc import TaskGroup
+
+from ._config import Limits, PollPolicy, RetryPolicy, Timeouts
+from ._errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    LTX2Error,
+    ServerError,
+    TransportError,
+)
+from ._job import Job, Video
+from ._limits import KeyLimiter, shared_limiter
+from ._poller import Poller
+from ._request import ImageSource, VideoRequest
+from ._transport import Transport
+from ._types import JobStatus, StatusUpdate
+from .providers import PROVIDERS, Provider, get
+from .providers._base import is_loopback_url, registry
+from .stores import JobRecord, MemoryStore, Store, new_record
+from .webhooks import WebhookReceiver
+
+__all__ = ["Client"]
+
+log = logging.getLogger("ltx2")
+
+#: Local images up to this size go inline as data URIs where a provider takes both data URIs
+#: and uploads; larger ones are uploaded.
+DATA_URI_THRESHOLD = 1024 * 1024
+
+_SUBMITTED = StatusUpdate(JobStatus.QUEUED, "submitted")
+_UNANSWERED = StatusUpdate(JobStatus.UNKNOWN, "create-unanswered")
+
+
+class Client:
+    """A client for one provider.
+
+    Args:
+        provider: ``"eachlabs"``, ``"fal"``, ``"gmicloud"``, ``"runcomfy"`` or ``"aimlapi"``.
+        api_key: the provider's key; defaults to its usual environment variable
+            (``EACHLABS_API_KEY``, ``FAL_KEY``, ``GMI_API_KEY``, ``RUNCOMFY_API_TOKEN``,
+            ``AIMLAPI_KEY``). Never logged or shown.
+        base_url: the provider's API at another address (a proxy, or the emulator's
+            ``provider_url(name)``).
+        webhooks: a :class:`ltx2.WebhookReceiver`; jobs then resolve from webhooks where the
+            provider sends them, with the poller as a safety net.
+        store: where job records live (default :class:`ltx2.MemoryStore`).
+        poll: the fallback poller's :class:`ltx2.PollPolicy`.
+        retry: the :class:`ltx2.RetryPolicy` of every HTTP call.
+        timeouts: :class:`ltx2.Timeouts`.
+        limits: client-side :class:`ltx2.Limits` for this key (default: the provider's
+            documented limits; Eachlabs: 100 creates/min, 10 concurrent).
+        confirm_webhooks: confirm each delivery with one status request before it resolves a
+            job. Default: on where deliveries are not signed (Eachlabs), off for fal.
+        time_scale: multiply the poll schedule and limit windows (for the emulator's
+            ``time_scale``).
+        session: an ``aiohttp.ClientSession`` to use (not closed by the client).
+        **provider_options: options of the provider module (e.g. fal's ``storage_url``).
+
+    Use it as ``async with ltx2.Client("fal") as client:``, or call :meth:`aclose` when done.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        webhooks: WebhookReceiver | None = None,
+        store: Store | None = None,
+        poll: PollPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        limits: Limits | None = None,
+        confirm_webhooks: bool | None = None,
+        time_scale: float = 1.0,
+        session: aiohttp.ClientSession | None = None,
+        **provider_options: Any,
+    ) -> None:
+        cls = get(provider)
+        key = api_key if api_key is not None else os.environ.get(cls.env_var)
+        if not key:
+            raise AuthenticationError(
+                f"no API key for {provider}: pass api_key= or set {cls.env_var}",
+                status_code=401,
+                provider=provider,
+            )
+        if time_scale <= 0:
+            raise InvalidRequestError(
+                f"time_scale: {time_scale!r} must be positive",
+                field="time_scale", value=time_scale, allowed="> 0",
+            )  # fmt: skip
+        self.provider: str = provider
+        self._provider: Provider = cls(key, base_url, **provider_options)
+        self.capabilities = cls.capabilities
+        self._store = store if store is not None else MemoryStore()
+        self._receiver = webhooks
+        self._poll_policy = (
+            dataclasses.replace(poll, time_scale=poll.time_scale * time_scale)
+            if poll is not None
+            else PollPolicy(time_scale=time_scale)
+        )
+        self._limits = limits if limits is not None else cls.default_limits.scaled(time_scale)
+        self._confirm = (
+            confirm_webhooks if confirm_webhooks is not None else cls.capabilities.webhooks != "ed25519"
+        )  # fmt: skip
+        self._transport = Transport(
+            self._provider,
+            timeouts=timeouts or Timeouts(),
+            retry=retry or RetryPolicy(),
+            session=session,
+            on_rate_limited=self._rate_limited,
+        )
+        self._owner = uuid.uuid4().hex[:12]
+        self._jobs: dict[str, Job] = {}
+        self._confirming: set[str] = set()
+        self._poller = Poller(self._check_key, self._poll_policy, cls.capabilities.expected_seconds)
+        self._limiter: KeyLimiter | None = None
+        self._tg: TaskGroup | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._start_lock = asyncio.Lock()
+        self._started = False
+        self._closed = False
+        self._unsubscribe: Any = None
+
+    def __repr__(self) -> str:
+        return f"<ltx2.Client {self.provider} {self._provider.base_url} jobs={len(self._jobs)}>"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Client:
+        await self._ensure_started()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _ensure_started(self) -> None:
+        if self._started:
+            return
+        if self._closed:
+            raise RuntimeError("this ltx2.Client is closed")
+        async with self._start_lock:
+            if self._started:
+                return
+            await self._store.open()
+            if self._receiver is not None:
+                used = self._receiver._attach(self._store)
+                if used is not self._store:
+                    raise InvalidRequestError(
+                        "webhooks: this WebhookReceiver already delivers to another store; "
+                        "give the client the same store (store=receiver.store)",
+                        field="webhooks", value=self._receiver, allowed="a receiver on this store",
+                    )  # fmt: skip
+            self._limiter = shared_limiter(self.provider, self._provider._api_key, self._limits)
+            self._unsubscribe = self._store.subscribe(self._on_change)
+            ready = anyio.Event()
+            self._supervisor = asyncio.get_running_loop().create_task(self._supervise(ready))
+            await ready.wait()
+            self._started = True
+
+    async def _supervise(self, ready: anyio.Event) -> None:
+        # All background work (the poller, its checks, status streams, confirmations) lives in
+        # this one task group, owned by the client and cancelled by aclose().
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            tg.start_soon(self._poller.run, tg)
+            ready.set()
+            await self._stop.wait()
+            tg.cancel_scope.cancel()
+
+    async def aclose(self) -> None:
+        """Stop background work and close connections. Pending jobs stay in the store (a
+        persistent store lets :meth:`resume` pick them up later)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._supervisor is not None:
+            self._stop.set()
+            await self._supervisor
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        for key in list(self._jobs):
+            self._forget(key)
+        await self._transport.aclose()
+        if self._started:
+            await self._store.close()
+
+    # -- submitting -----------------------------------------------------------------------
+
+    def _coerce(self, request: VideoRequest | None, fields: dict[str, Any]) -> VideoRequest:
+        if request is None:
+            return VideoRequest(**fields)
+        if not isinstance(request, VideoRequest):
+            raise InvalidRequestError(
+                f"request: expected a VideoRequest, got {type(request).__name__}",
+                field="request", value=request, allowed="VideoRequest",
+            )  # fmt: skip
+        if fields:
+            return request.model_copy(
+                update=VideoRequest(**{**request.model_dump(), **fields}).model_dump()
+            )
+        return request
+
+    def _check_request(self, req: VideoRequest) -> None:
+        """The provider's capabilities, checked before any request is sent."""
+        caps = self.capabilities
+        if req.duration not in caps.durations:
+            able = _providers_where(lambda c: req.duration in c.durations)
+            raise InvalidRequestError(
+                f"duration: {req.duration} s is not offered by {self.provider} (allowed: "
+                f"{', '.join(map(str, caps.durations))}); providers that offer it: {able}",
+                field="duration", value=req.duration, allowed=caps.durations,
+            )  # fmt: skip
+        if req.camera_motion is not None and not caps.camera_motion:
+            able = _providers_where(lambda c: c.camera_motion)
+            raise InvalidRequestError(
+                f"camera_motion: {self.provider} has no camera motion setting; providers that "
+                f"have it: {able} (or describe the move in the prompt, e.g. 'dolly in')",
+                field="camera_motion", value=req.camera_motion, allowed=None,
+            )  # fmt: skip
+        if req.image is None and not caps.text_only:
+            able = _providers_where(lambda c: c.text_only)
+            raise InvalidRequestError(
+                f"image: {self.provider} needs an image; prompt-only (text-to-video) works "
+                f"with: {able}",
+                field="image", value=None, allowed="https URL, data URI, local path or bytes",
+            )  # fmt: skip
+        src = req.image_source()
+        if src is None:
+            return
+        if src.kind == "data" and not caps.data_uri:
+            raise InvalidRequestError(
+                f"image: {self.provider} refuses data URIs (its documentation says so); pass "
+                "the image's bytes or a local path and ltx2 uploads it, or an https URL",
+                field="image", value=src.url, allowed="https URL, local path or bytes",
+            )  # fmt: skip
+        if src.kind == "url" and not caps.data_uri and src.url and is_loopback_url(src.url):
+            if not self._provider.local:
+                raise InvalidRequestError(
+                    f"image: {self.provider} cannot fetch a localhost URL; pass a local path "
+                    "or bytes and ltx2 uploads it, or a public https URL",
+                    field="image", value=src.url, allowed="a public https URL, path or bytes",
+                )  # fmt: skip
+        if src.kind in ("path", "bytes") and not caps.upload:
+            limit = caps.max_data_uri_bytes
+            if not caps.data_uri or (limit is not None and (src.size or 0) > limit):
+                raise InvalidRequestError(
+                    f"image: {src.size} bytes is over {self.provider}'s {limit}-byte limit for "
+                    "inline images; host it and pass an https URL",
+                    field="image", value=f"<{src.size} bytes>", allowed=f"<= {limit} bytes",
+                )  # fmt: skip
+
+    async def _image_url(self, src: ImageSource | None) -> str | None:
+        if src is None:
+            return None
+        if src.kind in ("url", "data"):
+            return src.url
+        caps = self.capabilities
+        size = src.size or 0
+        limit = caps.max_data_uri_bytes
+        if caps.data_uri and (limit is None or size <= limit):
+            if not caps.upload or size <= DATA_URI_THRESHOLD:
+                return await src.as_data_uri()
+        return await self._upload(src)
+
+    async def _upload(self, src: ImageSource) -> str:
+        mime = src.mime or "application/octet-stream"
+        name = src.path.name if src.path is not None else f"image.{mime.split('/')[-1]}"
+        reply = await self._transport.send(self._provider.upload(name, mime))
+        target = self._provider.parse_upload(reply)
+        headers = {k: v for k, v in target.headers.items() if v} or {"Content-Type": mime}
+        await self._transport.put(target.put_url, await src.read(), headers)
+        return target.file_url
+
+    async def submit(self, request: VideoRequest | None = None, /, **fields: Any) -> Job:
+        """Submit one job and return its :class:`Job` as soon as the provider accepted it.
+
+        Takes a :class:`VideoRequest` or its fields as keyword arguments. Bad input raises
+        :class:`ltx2.InvalidRequestError` before any request. Waits for the client-side rate
+        limits (creates per minute, jobs in flight) so that the provider never answers 429.
+        """
+        req = self._coerce(request, fields)
+        self._check_request(req)
+        await self._ensure_started()
+        image_url = await self._image_url(req.image_source())
+        webhook = self._receiver is not None and self.capabilities.webhooks is not None
+        record = new_record(
+            self.provider,
+            {**req.params(), "prompt": req.prompt, "image": image_url},
+            owner=self._owner,
+            with_secret=webhook and self.capabilities.webhooks == "secret",
+        )
+        assert self._limiter is not None
+        await self._limiter.acquire_create()
+        job = Job(self, record.key, self.provider)
+        sent = False
+        try:
+            # The record (and its webhook token) exists before the create leaves, so a
+            # delivery that beats the create reply finds it.
+            await self._store.add(record)
+            self._jobs[record.key] = job
+            call = self._provider.create(
+                req,
+                image_url,
+                webhook_url=self._receiver.url_for(self.provider, record.token)
+                if webhook and self._receiver is not None
+                else None,
+                webhook_secret=record.webhook_secret,
+            )
+            sent = True
+            reply = await self._transport.send(call)
+            created = self._provider.parse_create(reply)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await self._abandon(record, exc, sent)
+            if isinstance(exc, ValueError) and not isinstance(exc, LTX2Error):
+                raise TransportError(
+                    f"{self.provider} sent an unreadable create reply: {exc}"
+                ) from None
+            raise
+        job.id = created.job_id
+        job.meta = dict(created.meta)
+        rec = await self._store.set_created(
+            record.key, created.job_id, dict(created.meta), created.update or _SUBMITTED
+        )
+        if rec is not None and not rec.terminal and record.key in self._jobs:
+            self._start_watching(record.key, webhook)
+            if rec.delivery is not None:
+                await self._handle_delivery(rec)
+        log.info("submitted %s job %s (key %s)", self.provider, job.id, record.key)
+        return job
+
+    async def _abandon(self, record: JobRecord, exc: BaseException, sent: bool) -> None:
+        """A create failed. If the provider cannot have started it, forget the record; else
+        keep it as UNKNOWN so that resume() can look for it (never submit it again)."""
+        self._forget(record.key)
+        maybe_created = sent and (
+            isinstance(exc, asyncio.CancelledError | ValueError)
+            or (isinstance(exc, TransportError) and getattr(exc, "maybe_sent", True))
+            or (isinstance(exc, ServerError) and exc.status_code != 503)
+        )
+        if isinstance(exc, ValueError) and isinstance(exc, LTX2Error):
+            maybe_created = False
+        if maybe_created:
+            await self._store.update(record.key, _UNANSWERED)
+        else:
+            await self._store.delete(record.key)
+
+    def _start_watching(self, key: str, webhook: bool) -> None:
+        if self.capabilities.status_stream and not webhook and self._tg is not None:
+            self._tg.start_soon(self._watch_stream, key)
+            self._poller.add(key, webhook=True)  # the stream is watched; polls are a safety net
+        else:
+            self._poller.add(key, webhook=webhook)
+
+    async def generate(self, request: VideoRequest | None = None, /, **fields: Any) -> Video:
+        """Submit a job and wait for its video (``await (await submit(...))``)."""
+        job = await self.submit(request, **fields)
+        return await job
+
+    # -- resolution -----------------------------------------------------------------------
+
+    async def _on_change(self, record: JobRecord) -> None:
+        """Every store change (local, or from another replica through the store)."""
+        job = self._jobs.get(record.key)
+        if job is None:
+            return
+        if record.job_id and not job.id:
+            job.id = record.job_id
+            job.meta = dict(record.meta)
+        if record.update is not None:
+            job._apply(record.update)
+        if record.terminal:
+            self._forget(record.key)
+        elif record.delivery is not None and record.job_id is not None:
+            await self._handle_delivery(record)
+
+    async def _handle_delivery(self, record: JobRecord) -> None:
+        delivery = record.delivery
+        if delivery is None or record.key in self._confirming:
+            return
+        if self._confirm or delivery.needs_result:
+            # One status read decides; the delivery only says when to look.
+            self._confirming.add(record.key)
+            self._poller.poll_now(record.key)
+        else:
+            await self._store.update(record.key, delivery)
+
+    def _forget(self, key: str) -> None:
+        if self._jobs.pop(key, None) is not None:
+            self._poller.remove(key)
+            self._confirming.discard(key)
+            if self._limiter is not None:
+                self._limiter.release_slot()
+
+    async def _check_key(self, key: str) -> None:
+        job = self._jobs.get(key)
+        if job is not None and job.id:
+            await self._check(job)
+
+    async def _check(self, job: Job) -> None:
+        """One status read (and the result read where needed); the store decides."""
+        if not job.id:
+            return
+        reply = await self._transport.send(self._provider.status(job.id, job.meta))
+        update = await self._complete(job, self._provider.parse_status(reply))
+        await self._store.update(job.key, update)
+        job._apply(update)
+        if job.key in self._confirming:
+            self._confirming.discard(job.key)
+            if not update.status.terminal:
+                log.warning(
+                    "a %s delivery for job %s was not confirmed by its status (%s); ignored",
+                    self.provider, job.id, update.raw,
+                )  # fmt: skip
+                await self._store.clear_delivery(job.key)
+
+    async def _complete(self, job: Job, update: StatusUpdate) -> StatusUpdate:
+        if update.status is JobStatus.SUCCEEDED and (update.needs_result or not update.video_url):
+            reply = await self._transport.send(self._provider.result(job.id, job.meta))
+            result = self._provider.parse_result(reply)
+            metrics = {**update.metrics, **result.metrics}
+            return dataclasses.replace(result, metrics=metrics, needs_result=False)
+        return update
+
+    async def _watch_stream(self, key: str) -> None:
+        job = self._jobs.get(key)
+        if job is None:
+            return
+        try:
+            async for data in self._transport.events(self._provider.stream(job.id, job.meta)):
+                try:
+                    update = self._provider.parse_stream_event(data)
+                except ValueError:
+                    continue
+                update = await self._complete(job, update)
+                await self._store.update(key, update)
+                if update.status.terminal:
+                    return
+        except LTX2Error as exc:
+            log.info("status stream of %s job %s ended (%s); polling", self.provider, job.id, exc)
+        if key in self._jobs:
+            self._poller.poll_now(key)
+
+    def _rate_limited(self, seconds: float) -> None:
+        if self._limiter is not None:
+            self._limiter.penalize(seconds)
+
+    async def _cancel(self, job: Job) -> None:
+        if job.done:
+            return
+        call = self._provider.cancel(job.id, job.meta)
+        await self._transport.send(call)
+        cancelled = StatusUpdate(JobStatus.CANCELLED, "cancelled")
+        await self._store.update(job.key, cancelled)
+        job._apply(cancelled)
+
+    # -- looking up and resuming ----------------------------------------------------------
+
+    def job(self, job_id: str, *, meta: dict[str, str] | None = None) -> Job:
+        """A handle on an existing job by the provider's id (e.g. for ``ltx2 status``).
+        Call :meth:`Job.refresh` to read its status."""
+        return Job(self, uuid.uuid4().hex, self.provider, job_id, None, meta)
+
+    async def resume(self) -> list[Job]:
+        """Re-attach every unfinished job of this provider in the store (after a crash or a
+        deploy), re-poll each once, and return their :class:`Job` s.
+
+        A job whose create was sent but whose reply was never read is looked up in the
+        provider's job list where it has one; otherwise it comes back with status
+        ``UNKNOWN`` and is not submitted again.
+        """
+        await self._ensure_started()
+        assert self._limiter is not None
+        jobs: list[Job] = []
+        now = time.time()
+        for rec in await self._store.unfinished(self.provider):
+            existing = self._jobs.get(rec.key)
+            if existing is not None:
+                jobs.append(existing)
+                continue
+            await self._store.set_owner(rec.key, self._owner)
+            if rec.job_id is None:
+                rec = await self._find_unanswered(rec)
+            job = Job(self, rec.key, self.provider, rec.job_id, rec.update, rec.meta)
+            jobs.append(job)
+            if rec.job_id is None:
+                continue  # UNKNOWN: reported, never resubmitted
+            self._jobs[rec.key] = job
+            self._limiter.in_flight += 1
+            try:
+                await self._check(job)
+            except LTX2Error as exc:
+                log.warning(
+                    "resume: first poll of %s job %s failed: %s", self.provider, job.id, exc
+                )
+            if rec.key in self._jobs:
+                webhook = self._receiver is not None and self.capabilities.webhooks is not None
+                self._poller.add(rec.key, webhook=webhook, age=max(0.0, now - rec.created_at))
+        return jobs
+
+    async def _find_unanswered(self, rec: JobRecord) -> JobRecord:
+        if self.capabilities.list_jobs:
+            try:
+                reply = await self._transport.send(self._provider.list_jobs())
+                listed = self._provider.parse_list(reply)
+            except (LTX2Error, ValueError) as exc:
+                log.warning("resume: cannot list %s jobs: %s", self.provider, exc)
+                listed = []
+            prompt = rec.request.get("prompt")
+            for item in listed:
+                close = item.created_at is None or abs(item.created_at - rec.created_at) < 600
+                if (
+                    item.prompt == prompt
+                    and close
+                    and await self._store.find(self.provider, item.job_id) is None
+                ):
+                    found = await self._store.set_created(rec.key, item.job_id, {}, item.update)
+                    if found is not None:
+                        return found
+        await self._store.update(rec.key, _UNANSWERED)
+        return dataclasses.replace(rec, update=_UNANSWERED)
+
+    # -- many at once ---------------------------------------------------------------------
+
+    def as_completed(
+        self,
+        requests: Iterable[VideoRequest] | AsyncIterable[VideoRequest],
+        *,
+        concurrency: int = 10,
+        on_progress: Any = None,
+    ) -> AsyncIterator[Job]:
+        """Run many requests, at most ``concurrency`` in flight, and yield each :class:`Job`
+        as it finishes (in finishing order; a failed job is yielded too — awaiting it raises).
+        Requests are read lazily, so a generator of 100,000 is fine."""
+        from ._fanout import as_completed
+
+        return as_completed(self, requests, concurrency=concurrency, on_progress=on_progress)
+
+    @overload
+    async def gather(
+        self,
+        requests: Iterable[VideoRequest] | AsyncIterable[VideoRequest],
+        *,
+        concurrency: int = ...,
+        return_exceptions: Literal[False] = ...,
+        on_progress: Any = ...,
+    ) -> list[Video]: ...
+
+    @overload
+    async def gather(
+        self,
+        requests: Iterable[VideoRequest] | AsyncIterable[VideoRequest],
+        *,
+        concurrency: int = ...,
+        return_exceptions: Literal[True],
+        on_progress: Any = ...,
+    ) -> list[Video | BaseException]: ...
+
+    async def gather(
+        self,
+        requests: Iterable[VideoRequest] | AsyncIterable[VideoRequest],
+        *,
+        concurrency: int = 10,
+        return_exceptions: bool = False,
+        on_progress: Any = None,
+    ) -> Sequence[Video | BaseException]:
+        """Run many requests and return their videos in input order. By default the first
+        failure cancels the rest (cancelling what the provider can cancel) and is raised; with
+        ``return_exceptions=True`` failures are returned in place."""
+        from ._fanout import gather
+
+        return await gather(
+            self, requests, concurrency=concurrency, return_exceptions=return_exceptions,
+            on_progress=on_progress,
+        )  # fmt: skip
+
+
+def _providers_where(test: Any) -> str:
+    for name in PROVIDERS:
+        get(name)
+    names = [n for n, cls in registry().items() if test(cls.capabilities)]
+    return ", ".join(sorted(names)) or "none"

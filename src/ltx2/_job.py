@@ -1,0 +1,203 @@
+"""``Job``: the awaitable handle of one generation, and ``Video``: what a finished job made."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._errors import JobCancelledError, JobFailedError, JobTimeoutError
+from ._transport import DEFAULT_MAX_DOWNLOAD_BYTES, ProgressCallback, Transport
+from ._types import JobStatus, StatusUpdate
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+    from ._client import Client
+
+__all__ = ["Job", "Video"]
+
+
+@dataclass(frozen=True, slots=True)
+class Video:
+    """A finished job's video.
+
+    ``url`` is where the provider serves it, ``job_id`` and ``provider`` say whose it is,
+    ``metrics`` holds what the provider reported (processing time, usage, ...).
+    """
+
+    url: str
+    job_id: str
+    provider: str
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    _transport: Transport | None = field(default=None, repr=False, compare=False)
+
+    async def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        progress: ProgressCallback | None = None,
+        max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+    ) -> int:
+        """Download the video to ``path`` and return its size in bytes.
+
+        The bytes go to a temporary file beside ``path`` that is renamed into place only when
+        complete, so ``path`` never holds half a video. More than ``max_bytes`` is refused
+        (:class:`ltx2.TransportError`). ``progress(done, total)`` is called per chunk
+        (``total`` is None when the server does not say).
+        """
+        async with self._transport_for_download() as transport:
+            return await transport.download(self.url, path, max_bytes=max_bytes, progress=progress)
+
+    async def stream(self, *, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
+        """The video's bytes, chunk by chunk."""
+        async with self._transport_for_download() as transport:
+            async for chunk in transport.stream(self.url, chunk_size=chunk_size):
+                yield chunk
+
+    def _transport_for_download(self) -> _DownloadTransport:
+        return _DownloadTransport(self._transport)
+
+
+class _DownloadTransport:
+    """The client's transport while it is open; else a short-lived one of our own."""
+
+    def __init__(self, transport: Transport | None) -> None:
+        self._given = transport
+        self._own: Transport | None = None
+
+    async def __aenter__(self) -> Transport:
+        if self._given is not None and not self._given.closed:
+            return self._given
+        from .providers import get
+
+        provider = self._given.provider if self._given else get("eachlabs")("-")
+        self._own = Transport(provider)
+        return self._own
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._own is not None:
+            await self._own.aclose()
+
+
+class Job:
+    """One generation at a provider. ``await job`` gives its :class:`Video`.
+
+    ``id`` is the provider's id (Eachlabs predictionID, fal request_id, ...), ``provider`` its
+    name and ``status`` the latest :class:`JobStatus` known. A job resolves once: later or
+    duplicate deliveries change nothing.
+    """
+
+    __slots__ = ("__weakref__", "_client", "_future", "_update", "_watchers", "id", "key", "meta",
+                 "provider")  # fmt: skip
+
+    def __init__(
+        self,
+        client: Client,
+        key: str,
+        provider: str,
+        job_id: str | None = None,
+        update: StatusUpdate | None = None,
+        meta: Mapping[str, str] | None = None,
+    ) -> None:
+        self._client = client
+        self.key = key
+        self.provider = provider
+        self.id: str = job_id or ""
+        self.meta: Mapping[str, str] = meta or {}
+        self._update = update or StatusUpdate(JobStatus.QUEUED, "submitted")
+        self._future: asyncio.Future[StatusUpdate] = asyncio.get_running_loop().create_future()
+        self._watchers: list[asyncio.Queue[StatusUpdate]] | None = None
+        if self._update.status.terminal:
+            self._future.set_result(self._update)
+
+    def __repr__(self) -> str:
+        return f"<Job {self.provider}:{self.id or '?'} {self._update.status.value}>"
+
+    @property
+    def status(self) -> JobStatus:
+        """The latest status known (without asking the provider)."""
+        return self._update.status
+
+    @property
+    def last_update(self) -> StatusUpdate:
+        """The latest normalized reading, with queue position, logs and metrics."""
+        return self._update
+
+    @property
+    def done(self) -> bool:
+        """True once the job succeeded, failed or was cancelled."""
+        return self._future.done()
+
+    def __await__(self) -> Generator[Any, None, Video]:
+        return self.result().__await__()
+
+    async def result(self, timeout: float | None = None) -> Video:
+        """Wait for the job and return its :class:`Video`.
+
+        Raises :class:`ltx2.JobFailedError` or :class:`ltx2.JobCancelledError` when it ended
+        otherwise, and :class:`ltx2.JobTimeoutError` after ``timeout`` seconds — the job keeps
+        running and can be awaited again.
+        """
+        if not self._future.done():
+            try:
+                with anyio.fail_after(timeout):
+                    await asyncio.shield(self._future)
+            except TimeoutError:
+                raise JobTimeoutError(
+                    f"{self.provider} job {self.id} did not finish within {timeout} s "
+                    f"(status {self.status.value}); it keeps running"
+                ) from None
+        return self._outcome(self._future.result())
+
+    def _outcome(self, update: StatusUpdate) -> Video:
+        if update.status is JobStatus.SUCCEEDED and update.video_url:
+            return Video(
+                update.video_url, self.id, self.provider, dict(update.metrics),
+                self._client._transport,
+            )  # fmt: skip
+        if update.status is JobStatus.CANCELLED:
+            raise JobCancelledError(self)
+        raise JobFailedError(self, update.error or update.raw or "failed")
+
+    async def refresh(self) -> JobStatus:
+        """Ask the provider for the status now (one request) and return it."""
+        await self._client._check(self)
+        return self.status
+
+    async def cancel(self) -> None:
+        """Ask the provider to cancel the job. :class:`ltx2.UnsupportedError` where the
+        provider cannot; a job that already finished is left as it is."""
+        await self._client._cancel(self)
+
+    async def updates(self) -> AsyncIterator[StatusUpdate]:
+        """Every status change from now on, starting with the current one, ending with the
+        terminal one. Each item is a :class:`StatusUpdate` (``.status``, ``.queue_position``,
+        ``.logs``)."""
+        queue: asyncio.Queue[StatusUpdate] = asyncio.Queue()
+        if self._watchers is None:
+            self._watchers = []
+        self._watchers.append(queue)
+        try:
+            last = self._update
+            yield last
+            while not last.status.terminal:
+                last = await queue.get()
+                yield last
+        finally:
+            self._watchers.remove(queue)
+
+    def _apply(self, update: StatusUpdate) -> None:
+        """A new reading from the store. Resolves the job once."""
+        if self._future.done() or update == self._update:
+            return
+        self._update = update
+        if self._watchers:
+            for queue in self._watchers:
+                queue.put_nowait(update)
+        if update.status.terminal:
+            self._future.set_result(update)

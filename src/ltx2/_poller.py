@@ -1,0 +1,151 @@
+"""The fallback poller: one task for every pending job of a client.
+
+Each job has a due time in one heap. The schedule starts from the provider's stated processing
+time and then polls every ``ratio`` × the job's age (see :class:`ltx2.PollPolicy`), so a
+result is known within ~10 % of the job's time after it is ready, at a cost that grows only
+with the logarithm of the job's time. When a webhook is expected the poller is a safety net
+that first looks well after the longest stated time. All due jobs are checked in one wake-up
+with bounded concurrency; a 429 pushes every poll back by its ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio
+from anyio.abc import TaskGroup
+
+from ._config import PollPolicy
+from ._errors import LTX2Error, RateLimitError
+
+__all__ = ["Poller"]
+
+log = logging.getLogger("ltx2")
+
+
+@dataclass(slots=True)
+class _Entry:
+    started: float
+    due: float
+    webhook: bool
+    polls: int = 0
+
+
+class Poller:
+    """Schedules ``check(key)`` calls for pending jobs. ``run()`` is the one task."""
+
+    def __init__(
+        self,
+        check: Callable[[str], Awaitable[None]],
+        policy: PollPolicy,
+        expected: tuple[float, float],
+        *,
+        concurrency: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._check = check
+        self.policy = policy
+        self.expected = expected
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._entries: dict[str, _Entry] = {}
+        self._heap: list[tuple[float, str]] = []
+        self._wake = anyio.Event()
+        self._limiter = anyio.CapacityLimiter(concurrency)
+        self._paused_until = 0.0
+        self.polls = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, key: str, *, webhook: bool, age: float = 0.0) -> None:
+        """Start polling a job created ``age`` seconds ago."""
+        now = self._clock()
+        p = self.policy
+        scale = p.time_scale
+        if webhook:
+            first = self.expected[1] * p.webhook_grace * scale
+        elif p.first is not None:
+            first = p.first * scale
+        else:
+            first = self.expected[0] * p.first_fraction * scale
+        entry = _Entry(started=now - age, due=max(now, now - age + first), webhook=webhook)
+        self._entries[key] = entry
+        self._push(key, entry.due)
+
+    def remove(self, key: str) -> None:
+        """Stop polling a job (it finished)."""
+        self._entries.pop(key, None)
+
+    def poll_now(self, key: str) -> None:
+        """Check a job at the next wake-up (e.g. to confirm a webhook delivery)."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            entry.due = self._clock()
+            self._push(key, entry.due)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every poll back (the provider answered 429)."""
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def _push(self, key: str, due: float) -> None:
+        wake = not self._heap or due < self._heap[0][0]
+        heapq.heappush(self._heap, (due, key))
+        if wake:
+            self._wake.set()
+
+    def _next_interval(self, entry: _Entry) -> float:
+        p = self.policy
+        age = self._clock() - entry.started
+        lo, hi = p.min_interval * p.time_scale, p.max_interval * p.time_scale
+        if entry.webhook:
+            interval = max(hi, p.ratio * age)
+        else:
+            interval = min(hi, max(lo, p.ratio * age))
+        return interval * (1.0 - self._rng.uniform(0.0, p.jitter))
+
+    async def run(self, tg: TaskGroup) -> None:
+        """The polling loop; runs until cancelled. Checks run as short tasks in ``tg``."""
+        while True:
+            now = self._clock()
+            if self._paused_until > now:
+                await anyio.sleep(self._paused_until - now)
+                continue
+            while self._heap:
+                due, key = self._heap[0]
+                entry = self._entries.get(key)
+                if entry is None or entry.due != due:
+                    heapq.heappop(self._heap)  # stale: finished, or rescheduled
+                    continue
+                if due > now:
+                    break
+                heapq.heappop(self._heap)
+                # Provisional next due so the job is not picked twice; set properly after.
+                entry.due = float("inf")
+                tg.start_soon(self._poll, key, entry)
+            self._wake = anyio.Event()
+            delay = self._heap[0][0] - self._clock() if self._heap else None
+            with anyio.move_on_after(delay):
+                await self._wake.wait()
+
+    async def _poll(self, key: str, entry: _Entry) -> None:
+        async with self._limiter:
+            if self._entries.get(key) is not entry:
+                return
+            entry.polls += 1
+            self.polls += 1
+            try:
+                await self._check(key)
+            except RateLimitError as exc:
+                self.pause(exc.retry_after or self.policy.min_interval * self.policy.time_scale)
+            except LTX2Error as exc:
+                log.warning("poll of job %s failed: %s", key, exc)
+        if self._entries.get(key) is entry:
+            entry.due = self._clock() + self._next_interval(entry)
+            self._push(key, entry.due)
