@@ -115,9 +115,9 @@ class Client:
             else PollPolicy(time_scale=time_scale)
         )
         self._limits = limits if limits is not None else cls.default_limits.scaled(time_scale)
-        self._confirm = (
-            confirm_webhooks if confirm_webhooks is not None else cls.capabilities.webhooks != "ed25519"
-        )  # fmt: skip
+        # Unsigned deliveries are confirmed with one status read by default (DESIGN.md).
+        signed = cls.capabilities.webhooks == "ed25519"
+        self._confirm = confirm_webhooks if confirm_webhooks is not None else not signed
         self._transport = Transport(
             self._provider,
             timeouts=timeouts or Timeouts(),
@@ -250,13 +250,13 @@ class Client:
                 "the image's bytes or a local path and ltx2 uploads it, or an https URL",
                 field="image", value=src.url, allowed="https URL, local path or bytes",
             )  # fmt: skip
-        if src.kind == "url" and not caps.data_uri and src.url and is_loopback_url(src.url):
-            if not self._provider.local:
-                raise InvalidRequestError(
-                    f"image: {self.provider} cannot fetch a localhost URL; pass a local path "
-                    "or bytes and ltx2 uploads it, or a public https URL",
-                    field="image", value=src.url, allowed="a public https URL, path or bytes",
-                )  # fmt: skip
+        local_url = src.kind == "url" and src.url is not None and is_loopback_url(src.url)
+        if local_url and not caps.data_uri and not self._provider.local:
+            raise InvalidRequestError(
+                f"image: {self.provider} cannot fetch a localhost URL; pass a local path "
+                "or bytes and ltx2 uploads it, or a public https URL",
+                field="image", value=src.url, allowed="a public https URL, path or bytes",
+            )  # fmt: skip
         if src.kind in ("path", "bytes") and not caps.upload:
             limit = caps.max_data_uri_bytes
             if not caps.data_uri or (limit is not None and (src.size or 0) > limit):
@@ -274,9 +274,9 @@ class Client:
         caps = self.capabilities
         size = src.size or 0
         limit = caps.max_data_uri_bytes
-        if caps.data_uri and (limit is None or size <= limit):
-            if not caps.upload or size <= DATA_URI_THRESHOLD:
-                return await src.as_data_uri()
+        fits = caps.data_uri and (limit is None or size <= limit)
+        if fits and (not caps.upload or size <= DATA_URI_THRESHOLD):
+            return await src.as_data_uri()
         return await self._upload(src)
 
     async def _upload(self, src: ImageSource) -> str:

@@ -8,6 +8,7 @@ submitted is cancelled at the provider where it can be, and no task outlives the
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sized
@@ -74,10 +75,9 @@ class _Run:
         job = await self.client.submit(request)
         self.pending.add(job)
         try:
-            try:
+            # The job is finished either way; its error is raised to whoever awaits it.
+            with contextlib.suppress(LTX2Error):
                 await job.result()
-            except LTX2Error:
-                pass  # the job is finished; its error is raised to whoever awaits it
         finally:
             self.pending.discard(job)
         self.done += 1

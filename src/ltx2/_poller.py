@@ -104,10 +104,7 @@ class Poller:
         p = self.policy
         age = self._clock() - entry.started
         lo, hi = p.min_interval * p.time_scale, p.max_interval * p.time_scale
-        if entry.webhook:
-            interval = max(hi, p.ratio * age)
-        else:
-            interval = min(hi, max(lo, p.ratio * age))
+        interval = max(hi, p.ratio * age) if entry.webhook else min(hi, max(lo, p.ratio * age))
         return interval * (1.0 - self._rng.uniform(0.0, p.jitter))
 
     async def run(self, tg: TaskGroup) -> None:

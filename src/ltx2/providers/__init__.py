@@ -25,6 +25,10 @@ __all__ = [
 #: Provider name → module. The modules register their classes when imported.
 _MODULES = {
     "eachlabs": "eachlabs",
+    "fal": "fal",
+    "gmicloud": "gmicloud",
+    "runcomfy": "runcomfy",
+    "aimlapi": "aimlapi",
 }
 PROVIDERS: tuple[str, ...] = tuple(_MODULES)
 
