@@ -398,9 +398,22 @@ class Client:
         if self._confirm or delivery.needs_result:
             # One status read decides; the delivery only says when to look.
             self._confirming.add(record.key)
-            self._poller.poll_now(record.key)
+            if self._tg is not None:
+                self._tg.start_soon(self._confirm_delivery, record.key)
         else:
             await self._store.update(record.key, delivery)
+
+    async def _confirm_delivery(self, key: str) -> None:
+        job = self._jobs.get(key)
+        try:
+            if job is not None and job.id:
+                await self._check(job)
+        except LTX2Error as exc:
+            # Hand it to the poller, which keeps looking on its own schedule.
+            log.warning("confirming a %s delivery for job %s failed: %s", self.provider, key, exc)
+            self._poller.poll_now(key)
+        finally:
+            self._confirming.discard(key)
 
     def _forget(self, key: str) -> None:
         if self._jobs.pop(key, None) is not None:
