@@ -275,7 +275,8 @@ class Client:
         size = src.size or 0
         limit = caps.max_data_uri_bytes
         fits = caps.data_uri and (limit is None or size <= limit)
-        if fits and (not caps.upload or size <= DATA_URI_THRESHOLD):
+        threshold = getattr(self._provider, "data_uri_threshold", DATA_URI_THRESHOLD)
+        if fits and (not caps.upload or size <= threshold):
             return await src.as_data_uri()
         return await self._upload(src)
 
