@@ -37,6 +37,8 @@ from ._types import JobStatus as JobStatus
 from ._types import StatusUpdate as StatusUpdate
 from .providers import PROVIDERS as PROVIDERS
 from .stores import MemoryStore as MemoryStore
+from .stores import RedisStore as RedisStore
+from .stores import SQLiteStore as SQLiteStore
 from .stores import Store as Store
 from .webhooks import WebhookReceiver as WebhookReceiver
 
@@ -60,7 +62,9 @@ __all__ = [
     "NotFoundError",
     "PollPolicy",
     "RateLimitError",
+    "RedisStore",
     "RetryPolicy",
+    "SQLiteStore",
     "ServerError",
     "StatusUpdate",
     "Store",

@@ -300,6 +300,10 @@ class Transport:
                         await fh.write(chunk)
                         if progress is not None:
                             progress(done, total)
+            # mkstemp makes the file 0600; give it the mode an ordinary new file gets.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp_name, 0o666 & ~umask)
             os.replace(tmp_name, target)
         except TimeoutError:
             raise TransportError(f"download from {_host(url)} timed out") from None

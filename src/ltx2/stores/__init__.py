@@ -2,11 +2,23 @@
 
 ``MemoryStore`` (default), ``SQLiteStore`` (survives restarts; extra ``sqlite``) and
 ``RedisStore`` (shared by replicas; extra ``redis``). All three pass one contract test suite.
+Importing this package imports neither aiosqlite nor redis: each store imports its driver
+when it opens.
 """
 
 from __future__ import annotations
 
 from ._base import ChangeListener, JobRecord, Store, new_record
 from ._memory import MemoryStore
+from ._redis import RedisStore
+from ._sqlite import SQLiteStore
 
-__all__ = ["ChangeListener", "JobRecord", "MemoryStore", "Store", "new_record"]
+__all__ = [
+    "ChangeListener",
+    "JobRecord",
+    "MemoryStore",
+    "RedisStore",
+    "SQLiteStore",
+    "Store",
+    "new_record",
+]

@@ -153,6 +153,11 @@ def apply_delivery(record: JobRecord, update: StatusUpdate, job_id: str | None) 
     return True
 
 
+def copy_record(record: JobRecord) -> JobRecord:
+    """A copy that shares nothing mutable with ``record`` (its dicts hold plain values)."""
+    return replace(record, request=dict(record.request), meta=dict(record.meta))
+
+
 class Store(ABC):
     """Where job records live. Use as ``async with store:`` or call ``open``/``close``.
 
@@ -188,7 +193,7 @@ class Store(ABC):
 
     async def _publish(self, record: JobRecord) -> None:
         for listener in tuple(self._listeners):
-            result = listener(replace(record))
+            result = listener(copy_record(record))
             if result is not None:
                 await result
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 from .._types import StatusUpdate
-from ._base import JobRecord, Store, apply_delivery, apply_update
+from ._base import JobRecord, Store, apply_delivery, apply_update, copy_record
 
 __all__ = ["MemoryStore"]
 
@@ -31,6 +30,7 @@ class MemoryStore(Store):
         return f"<MemoryStore records={len(self._records)}>"
 
     async def add(self, record: JobRecord) -> None:
+        record = copy_record(record)
         self._records[record.key] = record
         self._by_token[record.token] = record.key
         if record.job_id:
@@ -38,7 +38,7 @@ class MemoryStore(Store):
 
     async def get(self, key: str) -> JobRecord | None:
         record = self._records.get(key)
-        return None if record is None else replace(record)
+        return None if record is None else copy_record(record)
 
     async def get_by_token(self, token: str) -> JobRecord | None:
         key = self._by_token.get(token)
@@ -62,7 +62,7 @@ class MemoryStore(Store):
         record.updated_at = time.time()
         self._note_finished(record)
         await self._publish(record)
-        return replace(record)
+        return copy_record(record)
 
     async def update(self, key: str, update: StatusUpdate) -> JobRecord | None:
         record = self._records.get(key)
@@ -70,7 +70,7 @@ class MemoryStore(Store):
             return None
         self._note_finished(record)
         await self._publish(record)
-        return replace(record)
+        return copy_record(record)
 
     async def deliver(
         self, token: str, update: StatusUpdate, job_id: str | None
@@ -80,9 +80,9 @@ class MemoryStore(Store):
         if record is None:
             return None, False
         if not apply_delivery(record, update, job_id):
-            return replace(record), False
+            return copy_record(record), False
         await self._publish(record)
-        return replace(record), True
+        return copy_record(record), True
 
     async def clear_delivery(self, key: str) -> None:
         record = self._records.get(key)
@@ -92,7 +92,7 @@ class MemoryStore(Store):
     async def unfinished(self, provider: str | None = None) -> list[JobRecord]:
         return sorted(
             (
-                replace(r)
+                copy_record(r)
                 for r in self._records.values()
                 if not r.terminal and (provider is None or r.provider == provider)
             ),
