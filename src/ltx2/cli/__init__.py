@@ -1,5 +1,285 @@
-"""The ``ltx2`` command line."""
+"""The ``ltx2`` command line.
+
+::
+
+    ltx2 demo                                  # emulator + receiver in process, one real MP4
+    ltx2 generate cat.jpg "The cat yawns"      # a real call (key from the provider's env var)
+    ltx2 status ID --provider fal              # one status request
+    ltx2 cancel ID --provider fal
+    ltx2 emulator --port 8000                  # every provider's API on localhost
+
+Exit codes: 0 success; 2 bad input (an :class:`ltx2.InvalidRequestError`, or bad arguments);
+1 a job that failed, was cancelled or timed out, or an API or transport error; 130 when
+interrupted. Errors go to stderr, and no message ever carries an API key.
+
+The commands use only ltx2's public API, so they double as examples of it. rich, PyAV,
+Pillow and the emulator are imported inside the commands that need them, so ``ltx2 --help``
+is quick and ``ltx2 status`` works without the ``emulator`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import ltx2
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+#: A sub-command: takes the parsed arguments, returns the exit code. Errors it raises are
+#: mapped to exit codes by :func:`run`.
+Command = Callable[[argparse.Namespace], int]
 
 
-def main() -> None:
-    raise SystemExit("ltx2: the CLI is not built yet")
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``ltx2`` command line with ``argv`` (default ``sys.argv[1:]``); return the
+    exit code. The console script exits with it (``sys.exit(main())``)."""
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra and not getattr(args, "passthrough", False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:  # --help, or an argparse error (already printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    args.extra = extra
+    if args.verbose:
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose > 1 else logging.INFO,
+            format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        )
+    command: Command | None = getattr(args, "run", None)
+    if command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    return run(command, args)
+
+
+def run(command: Command, args: argparse.Namespace) -> int:
+    """Run one command and map ltx2's errors to exit codes and messages on stderr."""
+    try:
+        return command(args)
+    except ltx2.InvalidRequestError as exc:
+        fail(invalid_request_message(exc))
+        return EXIT_BAD_INPUT
+    except ltx2.LTX2Error as exc:
+        fail(str(exc))
+        return EXIT_FAILED
+    except OSError as exc:  # a port in use, an unwritable --out, ...
+        fail(str(exc))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        fail("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _in_loop(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]]) -> Command:
+    """An async command, run in a fresh event loop by ``asyncio.run``."""
+
+    def run_command(args: argparse.Namespace) -> int:
+        return asyncio.run(command(args))
+
+    run_command.__doc__ = command.__doc__
+    return run_command
+
+
+def fail(message: str) -> None:
+    """Print ``ltx2: error: message`` to stderr."""
+    print(f"ltx2: error: {message}", file=sys.stderr, flush=True)
+
+
+def invalid_request_message(exc: ltx2.InvalidRequestError) -> str:
+    """The error's message, plus the field and the allowed values when it does not say them."""
+    message = str(exc)
+    extra: list[str] = []
+    if exc.field and not message.startswith(f"{exc.field}:"):
+        extra.append(f"field: {exc.field}")
+    if exc.allowed is not None:
+        allowed = (
+            ", ".join(map(str, exc.allowed))
+            if isinstance(exc.allowed, list | tuple)
+            else str(exc.allowed)
+        )
+        if allowed not in message:
+            extra.append(f"allowed: {allowed}")
+    return f"{message} ({'; '.join(extra)})" if extra else message
+
+
+# -- the parser --------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command (each sets ``run``, its coroutine)."""
+    parser = argparse.ArgumentParser(
+        prog="ltx2",
+        description="LTX-2 Fast image-to-video on hosted providers, from the command line.",
+        epilog="exit codes: 0 ok, 1 job failed/cancelled/timed out or API error, 2 bad input",
+    )
+    parser.add_argument("--version", action="version", version=f"ltx2 {ltx2.__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log what the SDK does (-vv: debug)"
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_demo(sub)
+    _add_generate(sub)
+    _add_status(sub)
+    _add_cancel(sub)
+    _add_emulator(sub)
+    # `ltx2 batch` (many requests from a file, through Client.as_completed) and
+    # `ltx2 receiver` (a standalone WebhookReceiver on a shared store) belong to other
+    # issues; they get their sub-parsers here when they are built.
+    return parser
+
+
+def _provider_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--provider", default="eachlabs", choices=ltx2.PROVIDERS, help="default: %(default)s"
+    )
+
+
+def _video_args(p: argparse.ArgumentParser) -> None:
+    # Deliberately no argparse `choices` on these: the SDK validates them (VideoRequest) and
+    # its InvalidRequestError names the field and the allowed values (exit code 2).
+    p.add_argument("--duration", type=int, default=6, help="seconds (default: %(default)s)")
+    p.add_argument("--resolution", default="1080p", help="default: %(default)s")
+    p.add_argument("--fps", type=int, default=25, help="default: %(default)s")
+
+
+def _add_demo(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "demo",
+        help="generate one video against the built-in emulator (no network, no key)",
+        description=(
+            "Start the emulator and a webhook receiver on 127.0.0.1, generate a video of the "
+            "shipped demo image with a camera move, download it, write a contact sheet of its "
+            "frames and print a summary. Needs no network and no API key."
+        ),
+    )
+    _provider_arg(p)
+    p.add_argument("--out", default="ltx2-demo.mp4", help="the MP4 to write (default: %(default)s)")
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.05,
+        help="emulated provider time × this (default: %(default)s)",
+    )
+    _video_args(p)
+
+    async def run_demo(args: argparse.Namespace) -> int:
+        from ._demo import demo
+
+        return await demo(args)
+
+    p.set_defaults(run=_in_loop(run_demo))
+
+
+def _add_generate(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "generate",
+        help="generate a video from an image at a provider",
+        description=(
+            "Submit one image-to-video job, show its progress, and download the video. The "
+            "API key comes from the provider's environment variable (EACHLABS_API_KEY, "
+            "FAL_KEY, GMI_API_KEY, RUNCOMFY_API_TOKEN, AIMLAPI_KEY)."
+        ),
+    )
+    p.add_argument("image", metavar="IMAGE", help="a local path, an https URL or a data URI")
+    p.add_argument("prompt", metavar="PROMPT", help="what should happen in the video")
+    _provider_arg(p)
+    _video_args(p)
+    p.add_argument("--no-audio", action="store_true", help="no generated soundtrack")
+    p.add_argument(
+        "--camera-motion", default=None, help="GMI Cloud's camera motion (e.g. dolly_in)"
+    )
+    p.add_argument("--out", default="video.mp4", help="the MP4 to write (default: %(default)s)")
+    p.add_argument(
+        "--webhook-url",
+        default=None,
+        metavar="URL",
+        help="public URL of a webhook receiver this command runs (see --listen); "
+        "without it the job is polled",
+    )
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="where the receiver listens with --webhook-url (default: %(default)s)",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds to wait (default: %(default)s)"
+    )
+    p.add_argument("--base-url", default=None, help="the provider's API at another address")
+
+    async def run_generate(args: argparse.Namespace) -> int:
+        from ._generate import generate
+
+        return await generate(args)
+
+    p.set_defaults(run=_in_loop(run_generate))
+
+
+def _add_status(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "status",
+        help="read a job's status (one request)",
+        description="Print a job's status, and its video URL once it succeeded.",
+    )
+    p.add_argument("job_id", metavar="ID", help="the provider's job id")
+    _provider_arg(p)
+    p.add_argument("--base-url", default=None, help="the provider's API at another address")
+
+    async def run_status(args: argparse.Namespace) -> int:
+        from ._jobs import status
+
+        return await status(args)
+
+    p.set_defaults(run=_in_loop(run_status))
+
+
+def _add_cancel(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "cancel",
+        help="cancel a job",
+        description="Ask the provider to cancel a job (where it can: not on AI/ML API).",
+    )
+    p.add_argument("job_id", metavar="ID", help="the provider's job id")
+    _provider_arg(p)
+    p.add_argument("--base-url", default=None, help="the provider's API at another address")
+
+    async def run_cancel(args: argparse.Namespace) -> int:
+        from ._jobs import cancel
+
+        return await cancel(args)
+
+    p.set_defaults(run=_in_loop(run_cancel))
+
+
+def _add_emulator(sub: Any) -> None:
+    # The emulator package has its own command line (also `python -m ltx2.emulator`); every
+    # argument after `ltx2 emulator`, --help included, goes to it.
+    p: argparse.ArgumentParser = sub.add_parser(
+        "emulator",
+        add_help=False,
+        help="run the local emulator of every provider's API until Ctrl-C "
+        "(ltx2 emulator --help for its options)",
+    )
+
+    def run_emulator(args: argparse.Namespace) -> int:
+        """Run ``ltx2.emulator.main`` with the remaining arguments."""
+        from ltx2.emulator import main as emulator_main
+
+        try:
+            emulator_main(args.extra)
+        except SystemExit as exc:  # its --help, or a bad argument (already printed)
+            return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+        return EXIT_OK
+
+    p.set_defaults(run=run_emulator, passthrough=True)

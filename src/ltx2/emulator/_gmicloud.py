@@ -1,0 +1,177 @@
+"""GMI Cloud's request queue (seeds/002_b18eb1b2ec182b9a.txt) under ``/gmicloud``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from ._base import ProviderAPI
+from ._jobs import ALL_DURATIONS, InputError, Job, parse_params
+from ._render import CAMERA_MOTIONS
+
+__all__ = ["GMICloudAPI"]
+
+# seed 002: "Model ID ltx-2-fast-image-to-video".
+MODEL = "ltx-2-fast-image-to-video"
+PREFIX = "/api/v1/ie/requestqueue/apikey"
+# seed 002: resolution "1920x1080, 2560x1440, 3840x2160".
+RESOLUTIONS = {"1920x1080": "1080p", "2560x1440": "1440p", "3840x2160": "2160p"}
+
+# Our stages -> GMI's status words. seed 002 lists queued, processing, success, failed,
+# cancelled; DESIGN adds created and dispatched. The create reply already says "queued"
+# (seed 002 / brief), so a job never goes back to "created": we serve queued -> dispatched
+# -> processing -> success | failed | cancelled.
+_STATUS = {
+    "created": "queued",
+    "queued": "queued",
+    "starting": "dispatched",
+    "running": "processing",
+    "succeeded": "success",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
+
+
+class GMICloudAPI(ProviderAPI):
+    """Submit, get, list, model info and upload URL; no cancel, no webhooks (seed 002)."""
+
+    name = "gmicloud"
+
+    def routes(self) -> list[web.RouteDef]:
+        """seed 002's paths plus the upload-url endpoint (DESIGN: "local image")."""
+        return [
+            self.route("POST", f"{PREFIX}/requests", "create", self.create),
+            self.route("GET", f"{PREFIX}/requests", "list", self.list_requests),
+            self.route("GET", f"{PREFIX}/requests/{{id}}", "status", self.get),
+            self.route("GET", f"{PREFIX}/models/{{model}}", "model", self.model),
+            self.route("POST", f"{PREFIX}/upload-url", "upload", self.upload_url),
+        ]
+
+    def error(
+        self,
+        status: int,
+        message: str,
+        details: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
+        """GMI's error body: ``{"error": "..."}`` (DESIGN provider table)."""
+        return self.json({"error": message}, status=status, headers=headers)
+
+    def api_key(self, request: web.Request) -> str | None:
+        """seed 002: ``Authorization: Bearer YOUR_API_KEY``."""
+        return self.bearer(request)
+
+    def unauthorized(self) -> web.Response:
+        """A 401 ``{"error": ...}``."""
+        return self.error(401, "unauthorized: invalid or missing API key")
+
+    def input_error(self, exc: InputError) -> web.Response:
+        """A 400 naming the payload field."""
+        field = exc.field if exc.field in ("body", "payload") else f"payload.{exc.field}"
+        return self.error(exc.status, f"invalid {field}: {exc.message}")
+
+    def _object(self, job: Job) -> dict[str, Any]:
+        """seed 002, "Check Request Status" response, with the thumbnail beside the video."""
+        status = _STATUS[job.stage(self.emu.now())]
+        outcome: dict[str, Any] = {}
+        if job.state == "succeeded":
+            outcome = {
+                "media_urls": [{"id": "0", "url": self.emu.media_url(job)}],
+                "thumbnail_image_url": self.emu.thumbnail_url(job),
+            }
+        obj: dict[str, Any] = {
+            "request_id": job.id,
+            "model": MODEL,
+            "status": status,
+            "payload": job.request.get("payload", {}),
+            "outcome": outcome,
+            "created_at": int(job.created_at),
+            "updated_at": int(job.finished_at or time.time()),
+            "queued_at": int(job.created_at),
+        }
+        if job.state == "failed" and job.failure is not None:
+            obj["error"] = job.failure.message
+        return obj
+
+    async def create(self, request: web.Request, key: str) -> web.StreamResponse:
+        """``POST .../requests`` ``{model, payload}``."""
+        body = await self.body(request)
+        model = body.get("model")
+        if model != MODEL:
+            return self.error(404, f"model not found: {model!r}")
+        payload = body.get("payload")
+        if not isinstance(payload, dict):
+            raise InputError("payload", "payload must be a JSON object")
+        params = parse_params(
+            payload,
+            image_field="image_uri",
+            durations=ALL_DURATIONS,
+            resolutions=RESOLUTIONS,
+            camera_motions=CAMERA_MOTIONS,
+            aspect_field=False,
+        )
+        # seed 002: image_uri is an "Image URL"; local files go through upload-url first.
+        if urlsplit(params.image_url or "").scheme not in ("http", "https"):
+            raise InputError("image_uri", "image_uri must be an http(s) URL")
+        job = self.emu.create_job(self, key, body, params)
+        if job.processing_time <= 0:
+            # seed 002: "It operates synchronously and returns the video directly": with no
+            # processing time the create reply is already terminal, outcome included.
+            await job.done.wait()
+            return self.json(self._object(job))
+        obj = self._object(job)
+        reply = {k: obj[k] for k in ("request_id", "model", "status", "created_at", "updated_at")}
+        return self.json(reply)
+
+    async def get(self, request: web.Request, key: str) -> web.StreamResponse:
+        """``GET .../requests/{id}``."""
+        job = self.emu.find_job(self.name, request.match_info["id"])
+        if job is None:
+            return self.error(404, f"request not found: {request.match_info['id']}")
+        self.emu.count_status(job)
+        return self.json(self._object(job))
+
+    async def list_requests(self, request: web.Request, key: str) -> web.StreamResponse:
+        """``GET .../requests?model_id=...``: this key's requests, newest first."""
+        model_id = request.query.get("model_id")
+        if model_id is not None and model_id != MODEL:
+            return self.json({"requests": [], "total": 0})
+        jobs = [j for j in self.emu.jobs.values() if j.provider == self.name and j.key == key]
+        jobs.sort(key=lambda j: j.created_at, reverse=True)
+        return self.json({"requests": [self._object(j) for j in jobs], "total": len(jobs)})
+
+    async def model(self, request: web.Request, key: str) -> web.StreamResponse:
+        """``GET .../models/ltx-2-fast-image-to-video`` (seed 002, "Get Model Information")."""
+        if request.match_info["model"] != MODEL:
+            return self.error(404, f"model not found: {request.match_info['model']!r}")
+        return self.json(
+            {
+                "model_id": MODEL,
+                "name": "LTX-2 Fast Image-to-Video",
+                "status": "active",
+                # seed 002, "Model Support Matrix".
+                "support_matrix": [
+                    {"resolution": "1920x1080", "fps": 25, "durations": list(ALL_DURATIONS)},
+                    {"resolution": "1920x1080", "fps": 50, "durations": [6, 8, 10]},
+                    {"resolution": "2560x1440", "fps": [25, 50], "durations": [6, 8, 10]},
+                    {"resolution": "3840x2160", "fps": [25, 50], "durations": [6, 8, 10]},
+                ],
+                "camera_motion": list(CAMERA_MOTIONS),
+            }
+        )
+
+    async def upload_url(self, request: web.Request, key: str) -> web.StreamResponse:
+        """``POST .../upload-url`` ``{file_name, content_type}`` -> ``{upload_url, file_url}``."""
+        body = await self.body(request)
+        file_name = body.get("file_name")
+        content_type = body.get("content_type", "application/octet-stream")
+        if not isinstance(file_name, str) or not file_name:
+            raise InputError("file_name", "file_name is required")
+        if not isinstance(content_type, str):
+            raise InputError("content_type", "content_type must be a string")
+        upload_url, file_url = self.emu.new_upload(self.name, file_name, content_type)
+        return self.json({"upload_url": upload_url, "file_url": file_url})
