@@ -284,33 +284,40 @@ class FalAPI(ProviderAPI):
                 "Content-Type": "application/json",
                 **self.emu.signer.headers(job.id, user_id, timestamp, body),
             }
+        # Every forgery claims success with someone else's file, so accepting one shows.
+        forged = {
+            "request_id": job.id,
+            "gateway_request_id": payload["gateway_request_id"],
+            "status": "OK",
+            "payload": {
+                "video": {"url": "https://attacker.invalid/x.mp4", "content_type": "video/mp4"}
+            },
+        }
+        forged_body = json.dumps(forged).encode()
         how = rng.choice(("bad_signature", "altered_body", "stale_timestamp", "wrong_key"))
         headers = {"Content-Type": "application/json"}
-        if how == "bad_signature":
+        if how == "altered_body":
+            # A genuine signature over the genuine body, sent with another body.
             headers.update(self.emu.signer.headers(job.id, user_id, timestamp, body))
+        elif how == "bad_signature":
+            headers.update(self.emu.signer.headers(job.id, user_id, timestamp, forged_body))
             headers["X-Fal-Webhook-Signature"] = rng.randbytes(64).hex()
-        elif how == "altered_body":
-            headers.update(self.emu.signer.headers(job.id, user_id, timestamp, body))
-            forged = dict(
-                payload, status="OK", payload={"video": {"url": "https://attacker.invalid/x.mp4"}}
-            )
-            forged.pop("error", None)
-            body = json.dumps(forged).encode()
         elif how == "stale_timestamp":
+            # Correctly signed, but an hour old: outside the 300 s tolerance (a replay).
             old = str(int(time.time()) - 3600)
-            headers.update(self.emu.signer.headers(job.id, user_id, old, body))
+            headers.update(self.emu.signer.headers(job.id, user_id, old, forged_body))
         else:
             other = Ed25519PrivateKey.from_private_bytes(rng.randbytes(32))
-            signature = other.sign(fal_signed_message(job.id, user_id, timestamp, body)).hex()
+            message = fal_signed_message(job.id, user_id, timestamp, forged_body)
             headers.update(
                 {
                     "X-Fal-Webhook-Request-Id": job.id,
                     "X-Fal-Webhook-User-Id": user_id,
                     "X-Fal-Webhook-Timestamp": timestamp,
-                    "X-Fal-Webhook-Signature": signature,
+                    "X-Fal-Webhook-Signature": other.sign(message).hex(),
                 }
             )
-        return body, headers
+        return forged_body, headers
 
 
 def _error_of(job: Job) -> tuple[str, str]:
