@@ -131,6 +131,17 @@ async def test_find_needs_the_provider_and_the_job_id(store: Store) -> None:
     assert await store.find("fal", "p-1") is None
 
 
+async def test_find_forgets_a_replaced_job_id(store: Store) -> None:
+    # resume() may attach a job found in the provider's list to a record that had an id.
+    rec = record("eachlabs")
+    await store.add(rec)
+    await store.set_created(rec.key, "p-1", {}, QUEUED)
+    await store.set_created(rec.key, "p-2", {}, QUEUED)
+    assert await store.find("eachlabs", "p-1") is None
+    found = await store.find("eachlabs", "p-2")
+    assert found is not None and found.key == rec.key
+
+
 # -- set_created ----------------------------------------------------------------------------
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "Provider",
     "UploadTarget",
     "is_loopback_url",
+    "seed_input",
 ]
 
 
@@ -218,6 +219,21 @@ class Provider(ABC):
     def parse_webhook(cls, body: Any, headers: Mapping[str, str]) -> Delivery:
         """Parse a webhook body (already JSON-decoded). Raises ValueError when malformed."""
         raise UnsupportedError(f"{cls.name} does not send webhooks")
+
+
+def seed_input(request: VideoRequest, **image: Any) -> dict[str, Any]:
+    """The generation fields that every seed's input schema names alike (seeds 000-004:
+    prompt, duration, resolution, aspect_ratio, fps, generate_audio), after ``image``: the
+    image under the provider's own field name (``image_url=...``), if any."""
+    return {
+        **image,
+        "prompt": request.prompt,
+        "duration": request.duration,
+        "resolution": request.resolution,
+        "aspect_ratio": request.aspect_ratio,
+        "fps": request.fps,
+        "generate_audio": request.generate_audio,
+    }
 
 
 def generic_error(reply: HTTPReply, body: Any) -> tuple[str, Any, str | None]:

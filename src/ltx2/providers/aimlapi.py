@@ -15,7 +15,15 @@ from typing import Any
 
 from .._request import VideoRequest
 from .._types import HTTPCall, HTTPReply, JobStatus, StatusUpdate
-from ._base import Capabilities, Created, Provider, generic_error, register, status_from
+from ._base import (
+    Capabilities,
+    Created,
+    Provider,
+    generic_error,
+    register,
+    seed_input,
+    status_from,
+)
 
 __all__ = ["AIMLAPI", "MODEL"]
 
@@ -65,16 +73,8 @@ class AIMLAPI(Provider):
     ) -> HTTPCall:
         # seed 004 "API Schemas": model, prompt, image_url (optional), duration, resolution,
         # aspect_ratio, fps, generate_audio. No webhooks, so webhook_url is not sent.
-        body: dict[str, Any] = {"model": MODEL, "prompt": request.prompt}
-        if request.image is not None and image_url:
-            body["image_url"] = image_url
-        body.update(
-            duration=request.duration,
-            resolution=request.resolution,
-            aspect_ratio=request.aspect_ratio,
-            fps=request.fps,
-            generate_audio=request.generate_audio,
-        )
+        image = {"image_url": image_url} if request.image is not None and image_url else {}
+        body = {"model": MODEL, **seed_input(request, **image)}
         return HTTPCall(
             "POST",
             f"{self.base_url}{_PATH}",

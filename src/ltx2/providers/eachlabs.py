@@ -25,6 +25,7 @@ from ._base import (
     UploadTarget,
     generic_error,
     register,
+    seed_input,
     status_from,
 )
 
@@ -117,7 +118,7 @@ class Eachlabs(Provider):
     ) -> HTTPCall:
         body: dict[str, Any] = {
             "model": MODEL,
-            "input": {"image_url": image_url, "prompt": request.prompt, **_input(request)},
+            "input": seed_input(request, image_url=image_url),
         }
         if webhook_url:
             body["webhook_url"] = webhook_url
@@ -219,14 +220,3 @@ class Eachlabs(Provider):
         else:
             update = StatusUpdate(status, raw)
         return Delivery(str(job_id) if job_id else None, update)
-
-
-def _input(request: VideoRequest) -> dict[str, Any]:
-    # seed 000 input schema: duration, resolution, aspect_ratio, fps, generate_audio.
-    return {
-        "duration": request.duration,
-        "resolution": request.resolution,
-        "aspect_ratio": request.aspect_ratio,
-        "fps": request.fps,
-        "generate_audio": request.generate_audio,
-    }

@@ -34,6 +34,7 @@ from ._base import (
     generic_error,
     is_loopback_url,
     register,
+    seed_input,
     status_from,
 )
 
@@ -133,15 +134,7 @@ class Fal(Provider):
             )
         # seed 001 "Full Example": exactly these fields. fal signs webhooks itself, so the
         # per-job secret is not sent.
-        body = {
-            "image_url": image_url,
-            "prompt": request.prompt,
-            "duration": request.duration,
-            "resolution": request.resolution,
-            "aspect_ratio": request.aspect_ratio,
-            "fps": request.fps,
-            "generate_audio": request.generate_audio,
-        }
+        body = seed_input(request, image_url=image_url)
         return HTTPCall(
             "POST",
             f"{self.base_url}/{ENDPOINT}",

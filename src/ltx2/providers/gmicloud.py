@@ -28,6 +28,7 @@ from ._base import (
     UploadTarget,
     generic_error,
     register,
+    seed_input,
     status_from,
 )
 
@@ -87,14 +88,10 @@ class GMICloud(Provider):
                 "image: GMI Cloud's image-to-video needs an image", field="image", value=None
             )
         # seed 002 "Request Format"; GMI has no webhooks, so webhook_url is not sent.
-        payload: dict[str, Any] = {
-            "image_uri": image_url,
-            "prompt": request.prompt,
-            "duration": request.duration,
-            "resolution": RESOLUTIONS[request.resolution],
-            "fps": request.fps,
-            "generate_audio": request.generate_audio,
-        }
+        # Its resolution is a WxH string, and it takes no aspect_ratio.
+        payload = seed_input(request, image_uri=image_url)
+        payload["resolution"] = RESOLUTIONS[request.resolution]
+        del payload["aspect_ratio"]
         if request.camera_motion is not None:
             payload["camera_motion"] = request.camera_motion
         return HTTPCall(

@@ -18,7 +18,15 @@ from typing import Any, TypeGuard
 from .._errors import InvalidRequestError
 from .._request import VideoRequest
 from .._types import HTTPCall, HTTPReply, JobStatus, StatusUpdate
-from ._base import Capabilities, Created, Provider, generic_error, register, status_from
+from ._base import (
+    Capabilities,
+    Created,
+    Provider,
+    generic_error,
+    register,
+    seed_input,
+    status_from,
+)
 
 __all__ = ["MAX_DATA_URI_BYTES", "MODEL_PATH", "RunComfy"]
 
@@ -73,15 +81,7 @@ class RunComfy(Provider):
                 "image: RunComfy's image-to-video needs an image", field="image", value=None
             )
         # seed 003 "Input schema"; no webhooks on this API, so webhook_url is not sent.
-        body = {
-            "image_url": image_url,
-            "prompt": request.prompt,
-            "duration": request.duration,
-            "resolution": request.resolution,
-            "aspect_ratio": request.aspect_ratio,
-            "fps": request.fps,
-            "generate_audio": request.generate_audio,
-        }
+        body = seed_input(request, image_url=image_url)
         return HTTPCall(
             "POST",
             f"{self.base_url}{MODEL_PATH}",

@@ -139,6 +139,18 @@ def apply_update(record: JobRecord, update: StatusUpdate) -> bool:
     return True
 
 
+def apply_created(
+    record: JobRecord, job_id: str, meta: dict[str, str], update: StatusUpdate
+) -> bool:
+    """Record the provider's reply to the create: the id and meta always land; the first
+    status only if no delivery or poll made the record terminal first. Always a change."""
+    record.job_id = job_id
+    record.meta = {**record.meta, **meta}
+    apply_update(record, update)
+    record.updated_at = time.time()
+    return True
+
+
 def apply_delivery(record: JobRecord, update: StatusUpdate, job_id: str | None) -> bool:
     """Keep a webhook delivery on a record; False if the record is already terminal or
     already holds a delivery (a duplicate)."""

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 from .._types import StatusUpdate
-from ._base import JobRecord, Store, apply_delivery, apply_update, copy_record
+from ._base import JobRecord, Store, apply_created, apply_delivery, apply_update, copy_record
 
 __all__ = ["MemoryStore"]
 
@@ -54,12 +52,10 @@ class MemoryStore(Store):
         record = self._records.get(key)
         if record is None:
             return None
-        record.job_id = job_id
-        record.meta = {**record.meta, **meta}
+        if record.job_id is not None and record.job_id != job_id:
+            self._by_job.pop((record.provider, record.job_id), None)
+        apply_created(record, job_id, meta, update)
         self._by_job[(record.provider, job_id)] = key
-        if record.update is None or not record.terminal:
-            apply_update(record, update)
-        record.updated_at = time.time()
         self._note_finished(record)
         await self._publish(record)
         return copy_record(record)

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from .._types import StatusUpdate
-from ._base import ChangeListener, JobRecord, Store, apply_delivery, apply_update
+from ._base import ChangeListener, JobRecord, Store, apply_created, apply_delivery, apply_update
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -164,18 +164,6 @@ def _safe_url(url: str) -> str:
         return urlunsplit(parts._replace(netloc=netloc, query=""))
     except ValueError:
         return "<unparsable url>"
-
-
-def _apply_created(
-    record: JobRecord, job_id: str, meta: dict[str, str], update: StatusUpdate
-) -> bool:
-    # MemoryStore.set_created, step by step: the id and meta always land; the first status
-    # only if no delivery or poll made the record terminal first.
-    record.job_id = job_id
-    record.meta = {**record.meta, **meta}
-    apply_update(record, update)
-    record.updated_at = time.time()
-    return True
 
 
 class RedisStore(Store):
@@ -524,7 +512,7 @@ class RedisStore(Store):
         self, key: str, job_id: str, meta: dict[str, str], update: StatusUpdate
     ) -> JobRecord | None:
         record, _ = await self._change(
-            key, lambda r: _apply_created(r, job_id, meta, update), publish=True
+            key, lambda r: apply_created(r, job_id, meta, update), publish=True
         )
         if record is None:
             return None

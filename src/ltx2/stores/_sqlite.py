@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._types import StatusUpdate
-from ._base import JobRecord, Store, apply_delivery, apply_update
+from ._base import JobRecord, Store, apply_created, apply_delivery, apply_update
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -89,18 +89,6 @@ def _row(record: JobRecord, raw: str) -> tuple[Any, ...]:
         record.updated_at,
         raw,
     )
-
-
-def _apply_created(
-    record: JobRecord, job_id: str, meta: dict[str, str], update: StatusUpdate
-) -> bool:
-    # MemoryStore.set_created, step by step: the id and meta always land; the first status
-    # only if no delivery or poll made the record terminal first.
-    record.job_id = job_id
-    record.meta = {**record.meta, **meta}
-    apply_update(record, update)
-    record.updated_at = time.time()
-    return True
 
 
 class SQLiteStore(Store):
@@ -264,7 +252,7 @@ class SQLiteStore(Store):
         self, key: str, job_id: str, meta: dict[str, str], update: StatusUpdate
     ) -> JobRecord | None:
         record, _ = await self._change(
-            _SELECT_BY_KEY, (key,), lambda r: _apply_created(r, job_id, meta, update)
+            _SELECT_BY_KEY, (key,), lambda r: apply_created(r, job_id, meta, update)
         )
         if record is None:
             return None
