@@ -11,7 +11,7 @@ import ipaddress
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 from urllib.parse import urlsplit
 
 from .._config import Limits
@@ -26,8 +26,11 @@ __all__ = [
     "ListedJob",
     "Provider",
     "UploadTarget",
+    "is_http",
     "is_loopback_url",
+    "json_object",
     "seed_input",
+    "upload_target",
 ]
 
 
@@ -219,6 +222,30 @@ class Provider(ABC):
     def parse_webhook(cls, body: Any, headers: Mapping[str, str]) -> Delivery:
         """Parse a webhook body (already JSON-decoded). Raises ValueError when malformed."""
         raise UnsupportedError(f"{cls.name} does not send webhooks")
+
+
+def json_object(body: Any, what: str) -> dict[str, Any]:
+    """``body`` if it is a JSON object; else a ValueError naming ``what`` (e.g. "fal status
+    reply") and the start of what came instead."""
+    if not isinstance(body, dict):
+        raise ValueError(f"{what} is not a JSON object: {body!r:.200}")
+    return body
+
+
+def is_http(value: Any) -> TypeGuard[str]:
+    """An http(s) URL (the only kind kept from a reply: they are called with the API key)."""
+    return isinstance(value, str) and value.startswith(("https://", "http://"))
+
+
+def upload_target(body: dict[str, Any], provider: str) -> UploadTarget:
+    """fal's and GMI Cloud's upload replies alike: ``upload_url`` to PUT the bytes to,
+    ``file_url`` to pass on, and the ``content_type`` the PUT must carry, if any."""
+    put_url, file_url = body.get("upload_url"), body.get("file_url")
+    if not is_http(put_url) or not is_http(file_url):
+        raise ValueError(f"{provider} upload reply lacks upload_url/file_url: {body!r:.200}")
+    content_type = body.get("content_type")
+    headers = {"Content-Type": content_type} if isinstance(content_type, str) else {}
+    return UploadTarget(put_url, file_url, headers)
 
 
 def seed_input(request: VideoRequest, **image: Any) -> dict[str, Any]:

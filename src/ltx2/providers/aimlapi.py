@@ -19,7 +19,7 @@ from ._base import (
     Capabilities,
     Created,
     Provider,
-    generic_error,
+    json_object,
     register,
     seed_input,
     status_from,
@@ -85,7 +85,7 @@ class AIMLAPI(Provider):
         )
 
     def parse_create(self, reply: HTTPReply) -> Created:
-        body = _object(reply.json(), "create reply")
+        body = json_object(reply.json(), "aimlapi create reply")
         job_id = body.get("id") or body.get("generation_id")
         if not isinstance(job_id, str) or not job_id:
             raise ValueError(f"aimlapi create reply has no id: {body!r:.200}")
@@ -102,21 +102,7 @@ class AIMLAPI(Provider):
         )
 
     def parse_status(self, reply: HTTPReply) -> StatusUpdate:
-        return _update(_object(reply.json(), "status reply"))
-
-    def parse_error(self, reply: HTTPReply) -> tuple[str, Any, str | None]:
-        # AI/ML API error bodies: {"message": "..." (or a list of them), "statusCode", …}.
-        try:
-            body = reply.json()
-        except ValueError:
-            body = None
-        return generic_error(reply, body)
-
-
-def _object(body: Any, what: str) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise ValueError(f"aimlapi {what} is not a JSON object: {body!r:.200}")
-    return body
+        return _update(json_object(reply.json(), "aimlapi status reply"))
 
 
 def _update(body: Mapping[str, Any]) -> StatusUpdate:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, TypeGuard
+from typing import Any
 
 from .._errors import InvalidRequestError
 from .._request import VideoRequest
@@ -32,10 +32,13 @@ from ._base import (
     UploadTarget,
     _describe_detail_list,
     generic_error,
+    is_http,
     is_loopback_url,
+    json_object,
     register,
     seed_input,
     status_from,
+    upload_target,
 )
 
 __all__ = ["APP", "DATA_URI_THRESHOLD", "ENDPOINT", "STORAGE_URL", "Fal"]
@@ -146,12 +149,12 @@ class Fal(Provider):
         )
 
     def parse_create(self, reply: HTTPReply) -> Created:
-        body = _object(reply.json(), "create reply")
+        body = json_object(reply.json(), "fal create reply")
         job_id = body.get("request_id")
         if not isinstance(job_id, str) or not job_id:
             raise ValueError(f"fal create reply has no request_id: {body!r:.200}")
         # Only http(s) URLs are kept: these are called later with the API key.
-        meta = {key: body[key] for key in _URL_KEYS if _is_http(body.get(key))}
+        meta = {key: body[key] for key in _URL_KEYS if is_http(body.get(key))}
         # fal's submit reply usually also says {"status": "IN_QUEUE", "queue_position": n}.
         update = self._status_update(body) if isinstance(body.get("status"), str) else None
         return Created(job_id, meta, update)
@@ -171,7 +174,7 @@ class Fal(Provider):
         return self._status_update(json.loads(data))
 
     def _status_update(self, body: Any) -> StatusUpdate:
-        body = _object(body, "status reply")
+        body = json_object(body, "fal status reply")
         raw = body.get("status")
         if not isinstance(raw, str):
             raise ValueError(f"fal status reply has no status: {body!r:.200}")
@@ -205,7 +208,7 @@ class Fal(Provider):
 
     def parse_result(self, reply: HTTPReply) -> StatusUpdate:
         # seed 001 "Example Response": {"video": {"file_name", "content_type", "url"}}
-        body = _object(reply.json(), "result")
+        body = json_object(reply.json(), "fal result")
         url = _video_url(body)
         if url is None:
             return StatusUpdate(JobStatus.FAILED, "COMPLETED", error="no video in the result")
@@ -236,13 +239,7 @@ class Fal(Provider):
         )
 
     def parse_upload(self, reply: HTTPReply) -> UploadTarget:
-        body = _object(reply.json(), "upload reply")
-        put_url, file_url = body.get("upload_url"), body.get("file_url")
-        if not _is_http(put_url) or not _is_http(file_url):
-            raise ValueError(f"fal upload reply lacks upload_url/file_url: {body!r:.200}")
-        content_type = body.get("content_type")
-        headers = {"Content-Type": content_type} if isinstance(content_type, str) else {}
-        return UploadTarget(put_url, file_url, headers)
+        return upload_target(json_object(reply.json(), "fal upload reply"), "fal")
 
     def parse_error(self, reply: HTTPReply) -> tuple[str, Any, str | None]:
         # fal: {"detail": "..."} or {"detail": [{loc, msg, type}, ...]} (FastAPI validation),
@@ -290,16 +287,6 @@ class Fal(Provider):
         else:
             update = StatusUpdate(status, raw)
         return Delivery(job_id, update)
-
-
-def _object(body: Any, what: str) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise ValueError(f"fal {what} is not a JSON object: {body!r:.200}")
-    return body
-
-
-def _is_http(value: Any) -> TypeGuard[str]:
-    return isinstance(value, str) and value.startswith(("https://", "http://"))
 
 
 def _video_url(body: dict[str, Any]) -> str | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeGuard
+from typing import Any
 from urllib.parse import urlsplit
 
 from .._errors import InvalidRequestError
@@ -26,10 +26,11 @@ from ._base import (
     ListedJob,
     Provider,
     UploadTarget,
-    generic_error,
+    json_object,
     register,
     seed_input,
     status_from,
+    upload_target,
 )
 
 __all__ = ["MODEL", "RESOLUTIONS", "GMICloud"]
@@ -104,7 +105,7 @@ class GMICloud(Provider):
         )
 
     def parse_create(self, reply: HTTPReply) -> Created:
-        body = _object(reply.json(), "create reply")
+        body = json_object(reply.json(), "gmicloud create reply")
         job_id = _job_id(body)
         if job_id is None:
             raise ValueError(f"gmicloud create reply has no request_id: {body!r:.200}")
@@ -118,7 +119,7 @@ class GMICloud(Provider):
         )
 
     def parse_status(self, reply: HTTPReply) -> StatusUpdate:
-        return _update(_object(reply.json(), "status reply"))
+        return _update(json_object(reply.json(), "gmicloud status reply"))
 
     def list_jobs(self) -> HTTPCall:
         return HTTPCall(
@@ -174,36 +175,12 @@ class GMICloud(Provider):
         )
 
     def parse_upload(self, reply: HTTPReply) -> UploadTarget:
-        body = _object(reply.json(), "upload reply")
-        put_url, file_url = body.get("upload_url"), body.get("file_url")
-        if not _is_http(put_url) or not _is_http(file_url):
-            raise ValueError(f"gmicloud upload reply lacks upload_url/file_url: {body!r:.200}")
-        content_type = body.get("content_type")
-        headers = {"Content-Type": content_type} if isinstance(content_type, str) else {}
-        return UploadTarget(put_url, file_url, headers)
-
-    def parse_error(self, reply: HTTPReply) -> tuple[str, Any, str | None]:
-        # GMI error bodies: {"error": "..."}.
-        try:
-            body = reply.json()
-        except ValueError:
-            body = None
-        return generic_error(reply, body)
-
-
-def _object(body: Any, what: str) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise ValueError(f"gmicloud {what} is not a JSON object: {body!r:.200}")
-    return body
+        return upload_target(json_object(reply.json(), "gmicloud upload reply"), "gmicloud")
 
 
 def _job_id(body: Mapping[str, Any]) -> str | None:
     job_id = body.get("request_id") or body.get("id")
     return job_id if isinstance(job_id, str) and job_id else None
-
-
-def _is_http(value: Any) -> TypeGuard[str]:
-    return isinstance(value, str) and value.startswith(("https://", "http://"))
 
 
 def _timestamp(value: Any) -> float | None:

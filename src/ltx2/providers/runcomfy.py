@@ -13,7 +13,7 @@ images go as data URIs up to 6 MiB (newer docs; the seed only shows hosted URLs)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeGuard
+from typing import Any
 
 from .._errors import InvalidRequestError
 from .._request import VideoRequest
@@ -23,6 +23,8 @@ from ._base import (
     Created,
     Provider,
     generic_error,
+    is_http,
+    json_object,
     register,
     seed_input,
     status_from,
@@ -92,12 +94,12 @@ class RunComfy(Provider):
         )
 
     def parse_create(self, reply: HTTPReply) -> Created:
-        body = _object(reply.json(), "create reply")
+        body = json_object(reply.json(), "runcomfy create reply")
         job_id = body.get("request_id")
         if not isinstance(job_id, str) or not job_id:
             raise ValueError(f"runcomfy create reply has no request_id: {body!r:.200}")
         # Only http(s) URLs are kept: these are called later with the API key.
-        meta = {key: body[key] for key in _URL_KEYS if _is_http(body.get(key))}
+        meta = {key: body[key] for key in _URL_KEYS if is_http(body.get(key))}
         return Created(job_id, meta)
 
     def _request_url(self, job_id: str) -> str:
@@ -108,7 +110,7 @@ class RunComfy(Provider):
         return HTTPCall("GET", url, "status", self.auth_headers())
 
     def parse_status(self, reply: HTTPReply) -> StatusUpdate:
-        body = _object(reply.json(), "status reply")
+        body = json_object(reply.json(), "runcomfy status reply")
         raw = body.get("status")
         if not isinstance(raw, str):
             raise ValueError(f"runcomfy status reply has no status: {body!r:.200}")
@@ -132,7 +134,7 @@ class RunComfy(Provider):
     def parse_result(self, reply: HTTPReply) -> StatusUpdate:
         # seed 003 "Output schema": {"output": {"video": uri, "videos": [uri], …}}; "if the job
         # is not complete, the response returns the current state".
-        body = _object(reply.json(), "result")
+        body = json_object(reply.json(), "runcomfy result")
         url = _video_url(body.get("output"))
         raw = body.get("status")
         if url is not None:
@@ -176,16 +178,6 @@ class RunComfy(Provider):
             return None
         message = _error_text(body) or f"error code {body.get('error_code')}"
         return message, body
-
-
-def _object(body: Any, what: str) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise ValueError(f"runcomfy {what} is not a JSON object: {body!r:.200}")
-    return body
-
-
-def _is_http(value: Any) -> TypeGuard[str]:
-    return isinstance(value, str) and value.startswith(("https://", "http://"))
 
 
 def _video_url(output: Any) -> str | None:
