@@ -139,7 +139,8 @@ async def test_find_forgets_a_replaced_job_id(store: Store) -> None:
     await store.set_created(rec.key, "p-2", {}, QUEUED)
     assert await store.find("eachlabs", "p-1") is None
     found = await store.find("eachlabs", "p-2")
-    assert found is not None and found.key == rec.key
+    assert found is not None
+    assert found.key == rec.key
 
 
 # -- set_created ----------------------------------------------------------------------------

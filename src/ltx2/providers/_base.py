@@ -29,6 +29,7 @@ __all__ = [
     "is_http",
     "is_loopback_url",
     "json_object",
+    "same_origin",
     "seed_input",
     "upload_target",
 ]
@@ -235,6 +236,14 @@ def json_object(body: Any, what: str) -> dict[str, Any]:
 def is_http(value: Any) -> TypeGuard[str]:
     """An http(s) URL (the only kind kept from a reply: they are called with the API key)."""
     return isinstance(value, str) and value.startswith(("https://", "http://"))
+
+
+def same_origin(url: str, base: str) -> bool:
+    """``url`` is on ``base``'s scheme, host and port. URLs from a reply are followed (with the
+    API key) only then: a proxy ``base_url`` is never bypassed and the key never sent
+    elsewhere."""
+    a, b = urlsplit(url), urlsplit(base)
+    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
 
 
 def upload_target(body: dict[str, Any], provider: str) -> UploadTarget:

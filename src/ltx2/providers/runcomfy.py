@@ -26,6 +26,7 @@ from ._base import (
     is_http,
     json_object,
     register,
+    same_origin,
     seed_input,
     status_from,
 )
@@ -98,8 +99,13 @@ class RunComfy(Provider):
         job_id = body.get("request_id")
         if not isinstance(job_id, str) or not job_id:
             raise ValueError(f"runcomfy create reply has no request_id: {body!r:.200}")
-        # Only http(s) URLs are kept: these are called later with the API key.
-        meta = {key: body[key] for key in _URL_KEYS if is_http(body.get(key))}
+        # Only http(s) URLs on base_url's origin are kept: they are called later with the
+        # API key, and a proxy base_url must not be bypassed.
+        meta = {
+            key: body[key]
+            for key in _URL_KEYS
+            if is_http(body.get(key)) and same_origin(body[key], self.base_url)
+        }
         return Created(job_id, meta)
 
     def _request_url(self, job_id: str) -> str:

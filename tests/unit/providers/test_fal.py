@@ -142,6 +142,25 @@ def test_parse_create_drops_urls_that_are_not_http(fal: Fal) -> None:
     )
 
 
+def test_parse_create_drops_urls_off_the_base_urls_origin() -> None:
+    # Behind a proxy base_url, the queue URLs fal returns would bypass the proxy; a reply
+    # naming another host must never receive the API key.
+    proxied = Fal("fal-key-123", "https://proxy.example/fal")
+    created = proxied.parse_create(reply(fixture("create_reply.json")))
+    assert dict(created.meta) == {}
+    assert proxied.status(JOB_ID, created.meta).url == (
+        f"https://proxy.example/fal/fal-ai/ltx-2/requests/{JOB_ID}/status"
+    )
+    same = {"request_id": "r1", "status_url": "https://proxy.example/fal/x/status"}
+    assert dict(proxied.parse_create(reply(same)).meta) == {
+        "status_url": "https://proxy.example/fal/x/status"
+    }
+    for other in ("http://proxy.example/s", "https://proxy.example:8443/s", "https://evil/s"):
+        assert (
+            dict(proxied.parse_create(reply({"request_id": "r", "status_url": other})).meta) == {}
+        )
+
+
 @pytest.mark.parametrize(
     "body", [{"status_url": "https://x"}, {"request_id": ""}, [], None, "text", {"request_id": 7}]
 )
