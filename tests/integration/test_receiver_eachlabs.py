@@ -40,6 +40,23 @@ def success(pid: str) -> dict[str, Any]:
     return {"exec_id": pid, "status": "succeeded", "output": f"https://cdn/{pid}.mp4", "error": ""}
 
 
+def mock_eachlabs(
+    m: aioresponses, pid: str, status: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Eachlabs' create answers ``pid`` and its status read answers ``status``; returns the
+    dict that receives the create's body (webhook_url, webhook_secret) once it is sent."""
+    sent: dict[str, Any] = {}
+
+    def create(url: URL, **kw: Any) -> CallbackResult:
+        sent.update(kw["json"])
+        return CallbackResult(payload={"status": "success", "predictionID": pid})
+
+    m.post(CREATE, callback=create)
+    if status is not None:
+        m.get(f"{BASE}/v1/prediction/{pid}", payload=status, repeat=True)
+    return sent
+
+
 async def test_delivery_before_create_reply_resolves_job(receiver: ltx2.WebhookReceiver) -> None:
     acks: list[int] = []
 
@@ -69,19 +86,8 @@ async def test_delivery_before_create_reply_resolves_job(receiver: ltx2.WebhookR
 
 
 async def test_webhook_resolves_and_duplicate_is_ignored(receiver: ltx2.WebhookReceiver) -> None:
-    sent: dict[str, Any] = {}
-
-    def create(url: URL, **kw: Any) -> CallbackResult:
-        sent.update(kw["json"])
-        return CallbackResult(payload={"status": "success", "predictionID": "p-dup"})
-
     with aioresponses(passthrough=LOOPBACK) as m:
-        m.post(CREATE, callback=create)
-        m.get(
-            f"{BASE}/v1/prediction/p-dup",
-            payload={"status": "success", "output": "https://cdn/p-dup.mp4"},
-            repeat=True,
-        )
+        sent = mock_eachlabs(m, "p-dup", {"status": "success", "output": "https://cdn/p-dup.mp4"})
         async with client(receiver) as c:
             job = await c.submit(image=IMAGE, prompt="p")
             assert sent["webhook_url"].startswith(f"{receiver.public_url}/eachlabs/")
@@ -101,18 +107,9 @@ async def test_webhook_resolves_and_duplicate_is_ignored(receiver: ltx2.WebhookR
 
 
 async def test_failed_delivery_raises_job_failed(receiver: ltx2.WebhookReceiver) -> None:
-    sent: dict[str, Any] = {}
-
-    def create(url: URL, **kw: Any) -> CallbackResult:
-        sent.update(kw["json"])
-        return CallbackResult(payload={"status": "success", "predictionID": "p-fail"})
-
     with aioresponses(passthrough=LOOPBACK) as m:
-        m.post(CREATE, callback=create)
-        m.get(
-            f"{BASE}/v1/prediction/p-fail",
-            payload={"status": "error", "message": "Content policy violation"},
-            repeat=True,
+        sent = mock_eachlabs(
+            m, "p-fail", {"status": "error", "message": "Content policy violation"}
         )
         async with client(receiver) as c:
             job = await c.submit(image=IMAGE, prompt="p")
@@ -128,14 +125,8 @@ async def test_failed_delivery_raises_job_failed(receiver: ltx2.WebhookReceiver)
 
 
 async def test_forged_deliveries_are_refused(receiver: ltx2.WebhookReceiver) -> None:
-    sent: dict[str, Any] = {}
-
-    def create(url: URL, **kw: Any) -> CallbackResult:
-        sent.update(kw["json"])
-        return CallbackResult(payload={"status": "success", "predictionID": "p-forge"})
-
     with aioresponses(passthrough=LOOPBACK) as m:
-        m.post(CREATE, callback=create)
+        sent = mock_eachlabs(m, "p-forge")
         async with client(receiver) as c:
             job = await c.submit(image=IMAGE, prompt="p")
             url = sent["webhook_url"]
@@ -153,14 +144,8 @@ async def test_forged_deliveries_are_refused(receiver: ltx2.WebhookReceiver) -> 
 
 
 async def test_bad_json_and_oversize_bodies(receiver: ltx2.WebhookReceiver) -> None:
-    sent: dict[str, Any] = {}
-
-    def create(url: URL, **kw: Any) -> CallbackResult:
-        sent.update(kw["json"])
-        return CallbackResult(payload={"status": "success", "predictionID": "p-bad"})
-
     with aioresponses(passthrough=LOOPBACK) as m:
-        m.post(CREATE, callback=create)
+        sent = mock_eachlabs(m, "p-bad")
         async with client(receiver) as c:
             job = await c.submit(image=IMAGE, prompt="p")
             url = sent["webhook_url"]
@@ -193,14 +178,8 @@ async def test_webhook_that_never_comes_is_resolved_by_the_poller(
 
 async def test_unconfirmed_delivery_does_not_resolve(receiver: ltx2.WebhookReceiver) -> None:
     """A delivery whose status read disagrees (still processing) is dropped, not trusted."""
-    sent: dict[str, Any] = {}
-
-    def create(url: URL, **kw: Any) -> CallbackResult:
-        sent.update(kw["json"])
-        return CallbackResult(payload={"status": "success", "predictionID": "p-conf"})
-
     with aioresponses(passthrough=LOOPBACK) as m:
-        m.post(CREATE, callback=create)
+        sent = mock_eachlabs(m, "p-conf")
         m.get(f"{BASE}/v1/prediction/p-conf", payload={"status": "processing"})
         async with client(receiver) as c:
             job = await c.submit(image=IMAGE, prompt="p")
