@@ -8,37 +8,23 @@ failure and error bodies follow the DESIGN table's ``error{name,message}`` and
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import pytest
+from tests.unit.providers._helpers import SEED_DEFAULTS, load_fixture, reply
 
 from ltx2._errors import UnsupportedError
 from ltx2._request import VideoRequest
-from ltx2._types import HTTPReply, JobStatus
+from ltx2._types import JobStatus
 from ltx2.providers import get
 from ltx2.providers.aimlapi import AIMLAPI
 
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "aimlapi"
+fixture = partial(load_fixture, "aimlapi")
+
 URL = "https://api.aimlapi.com/v2/video/generations"
 AUTH = {"Authorization": "Bearer aiml-key"}
-PARAMS = {
-    "duration": 6,
-    "resolution": "1080p",
-    "aspect_ratio": "16:9",
-    "fps": 25,
-    "generate_audio": True,
-}
-
-
-def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
-
-
-def reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPReply:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return HTTPReply(status, headers or {}, raw)
+PARAMS = SEED_DEFAULTS
 
 
 @pytest.fixture

@@ -8,29 +8,22 @@ and error bodies follow the shapes of fal's queue and webhook docs and ``fal_cli
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import pytest
+from tests.unit.providers._helpers import FIXTURES, load_fixture, reply
 
 from ltx2._errors import InvalidRequestError
 from ltx2._request import VideoRequest
-from ltx2._types import HTTPReply, JobStatus
+from ltx2._types import JobStatus
 from ltx2.providers import get
 from ltx2.providers.fal import DATA_URI_THRESHOLD, Fal
 
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "fal"
+fixture = partial(load_fixture, "fal")
+
 QUEUE = "https://queue.fal.run/fal-ai/ltx-2/requests/764cabcf-b745-4b3e-ae38-1200304cf45b"
 JOB_ID = "764cabcf-b745-4b3e-ae38-1200304cf45b"
-
-
-def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
-
-
-def reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPReply:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return HTTPReply(status, headers or {}, raw)
 
 
 @pytest.fixture
@@ -288,7 +281,7 @@ def test_stream_reads_status_stream_with_logs(fal: Fal) -> None:
 
 def test_stream_events_parse_like_status(fal: Fal) -> None:
     for name in ("status_in_queue.json", "status_in_progress.json", "status_completed.json"):
-        text = (FIXTURES / name).read_text()
+        text = (FIXTURES / "fal" / name).read_text()
         assert fal.parse_stream_event(text) == fal.parse_status(reply(fixture(name)))
     with pytest.raises(ValueError):
         fal.parse_stream_event("not json")

@@ -8,30 +8,22 @@ the seed's field names.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import pytest
+from tests.unit.providers._helpers import load_fixture, reply
 
 from ltx2._errors import InvalidRequestError, UnsupportedError
 from ltx2._request import VideoRequest
-from ltx2._types import HTTPReply, JobStatus
+from ltx2._types import JobStatus
 from ltx2.providers import get
 from ltx2.providers.gmicloud import GMICloud
 
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "gmicloud"
+fixture = partial(load_fixture, "gmicloud")
+
 REQUESTS = "https://console.gmicloud.ai/api/v1/ie/requestqueue/apikey/requests"
 AUTH = {"Authorization": "Bearer gmi-key"}
-
-
-def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
-
-
-def reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPReply:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return HTTPReply(status, headers or {}, raw)
 
 
 @pytest.fixture

@@ -7,39 +7,25 @@ endpoint descriptions and output schema, and the newer docs' ``error_code``/``er
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import pytest
+from tests.unit.providers._helpers import SEED_DEFAULTS, load_fixture, reply
 
 from ltx2._errors import InvalidRequestError, UnsupportedError
 from ltx2._request import VideoRequest
-from ltx2._types import HTTPReply, JobStatus
+from ltx2._types import JobStatus
 from ltx2.providers import get
 from ltx2.providers.runcomfy import RunComfy
 
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "runcomfy"
+fixture = partial(load_fixture, "runcomfy")
+
 JOB_ID = "8a2d6c1e-3f4b-4c5d-9e0f-1a2b3c4d5e6f"
 REQ = f"https://model-api.runcomfy.net/v1/requests/{JOB_ID}"
 AUTH = {"Authorization": "Bearer rc-token"}
 # seed 003 "Input schema" defaults.
-SCHEMA_DEFAULTS = {
-    "duration": 6,
-    "resolution": "1080p",
-    "aspect_ratio": "16:9",
-    "fps": 25,
-    "generate_audio": True,
-}
-
-
-def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
-
-
-def reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPReply:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return HTTPReply(status, headers or {}, raw)
+SCHEMA_DEFAULTS = SEED_DEFAULTS
 
 
 @pytest.fixture
