@@ -8,7 +8,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
 from typing import Any, Literal, overload
 
 import aiohttp
@@ -23,6 +23,7 @@ from ._errors import (
     ServerError,
     TransportError,
 )
+from ._fanout import ProgressHook
 from ._job import Job, Video
 from ._limits import KeyLimiter, shared_limiter
 from ._poller import Poller
@@ -41,6 +42,13 @@ log = logging.getLogger("ltx2")
 #: Local images up to this size go inline as data URIs where a provider takes both data URIs
 #: and uploads; larger ones are uploaded.
 DATA_URI_THRESHOLD = 1024 * 1024
+
+#: A poll lease (see :meth:`ltx2.stores.Store.lease`) lasts this many of the holder's poll
+#: intervals. The holder polls again within one interval (the next one grows with the job's
+#: age by ``ratio`` of the time passed, less jitter), so it renews the lease before it lapses
+#: and the other replicas keep skipping; when the holder stops, another replica takes the job
+#: over within about two intervals. Stores without leases (memory, SQLite) always grant them.
+LEASE_INTERVALS = 1.5
 
 _SUBMITTED = StatusUpdate(JobStatus.QUEUED, "submitted")
 _UNANSWERED = StatusUpdate(JobStatus.UNKNOWN, "create-unanswered")
@@ -424,9 +432,37 @@ class Client:
                 self._limiter.release_slot()
 
     async def _check_key(self, key: str) -> None:
+        """The poller's check: one status read, unless another replica holds the job's poll
+        lease (it polls, and its update reaches this replica through the store)."""
         job = self._jobs.get(key)
-        if job is not None and job.id:
+        if job is None or not job.id:
+            return
+        try:
+            if not await self._store.lease(key, self._owner, self._lease_ttl(key)):
+                return
             await self._check(job)
+        except LTX2Error:
+            raise  # the poller's to handle (a 429 pauses every poll)
+        except Exception as exc:
+            # The store failed (e.g. Redis away for longer than its retries), or a reply made
+            # no sense. The poller must outlive both: the next poll comes on schedule.
+            log.warning("poll of %s job %s failed: %r", self.provider, key, exc)
+
+    def _lease_ttl(self, key: str, *, age: float | None = None, webhook: bool = False) -> float:
+        """How long a poll lease lasts: ``LEASE_INTERVALS`` of the poller's interval for this
+        job, as the poller computes it (``ratio`` × the job's age within the policy's bounds,
+        scaled; with a webhook expected, at least ``max_interval``). ``age`` and ``webhook``
+        stand in for a job the poller does not hold yet."""
+        p = self._poll_policy
+        lo, hi = p.min_interval * p.time_scale, p.max_interval * p.time_scale
+        entry = self._poller._entries.get(key)
+        if entry is not None:
+            age, webhook = self._poller._clock() - entry.started, entry.webhook
+        if age is None:
+            return hi * LEASE_INTERVALS
+        age = max(0.0, age)
+        interval = max(hi, p.ratio * age) if webhook else min(hi, max(lo, p.ratio * age))
+        return interval * LEASE_INTERVALS
 
     async def _check(self, job: Job) -> None:
         """One status read (and the result read where needed); the store decides."""
@@ -496,6 +532,11 @@ class Client:
         """Re-attach every unfinished job of this provider in the store (after a crash or a
         deploy), re-poll each once, and return their :class:`Job` s.
 
+        With a shared store (:class:`ltx2.RedisStore`) every replica may call it, e.g. at
+        startup: jobs that another replica still awaits are attached here too, but each is
+        polled by one replica at a time (a poll lease), and the first poll is skipped while
+        another replica holds the lease.
+
         A job whose create was sent but whose reply was never read is looked up in the
         provider's job list where it has one; otherwise it comes back with status
         ``UNKNOWN`` and is not submitted again.
@@ -518,15 +559,20 @@ class Client:
                 continue  # UNKNOWN: reported, never resubmitted
             self._jobs[rec.key] = job
             self._limiter.in_flight += 1
+            webhook = self._receiver is not None and self.capabilities.webhooks is not None
+            age = max(0.0, now - rec.created_at)
             try:
-                await self._check(job)
+                # Another replica that still polls this job holds its lease: its next reading
+                # reaches this one through the store, so no poll of our own is needed now.
+                ttl = self._lease_ttl(rec.key, age=age, webhook=webhook)
+                if await self._store.lease(rec.key, self._owner, ttl):
+                    await self._check(job)
             except LTX2Error as exc:
                 log.warning(
                     "resume: first poll of %s job %s failed: %s", self.provider, job.id, exc
                 )
             if rec.key in self._jobs:
-                webhook = self._receiver is not None and self.capabilities.webhooks is not None
-                self._poller.add(rec.key, webhook=webhook, age=max(0.0, now - rec.created_at))
+                self._poller.add(rec.key, webhook=webhook, age=age)
         return jobs
 
     async def _find_unanswered(self, rec: JobRecord) -> JobRecord:
@@ -558,11 +604,34 @@ class Client:
         requests: Iterable[VideoRequest] | AsyncIterable[VideoRequest],
         *,
         concurrency: int = 10,
-        on_progress: Any = None,
-    ) -> AsyncIterator[Job]:
-        """Run many requests, at most ``concurrency`` in flight, and yield each :class:`Job`
-        as it finishes (in finishing order; a failed job is yielded too — awaiting it raises).
-        Requests are read lazily, so a generator of 100,000 is fine."""
+        on_progress: ProgressHook | None = None,
+    ) -> AsyncGenerator[Job, None]:
+        """Run many requests and yield each :class:`Job` as it finishes, in finishing order.
+
+        Args:
+            requests: any iterable or async iterable of :class:`VideoRequest`. It is read
+                lazily, one request per free slot, so a generator of 100,000 is fine.
+            concurrency: at most this many jobs between submit and finished at once (the
+                client's :class:`ltx2.Limits` for the key also apply).
+            on_progress: ``on_progress(done, total, job)``, a function or a coroutine
+                function, called as each job finishes (``total`` is ``None`` when
+                ``requests`` has no ``len``). An exception it raises is logged and the
+                fan-out goes on.
+
+        A failed or cancelled job is yielded too (awaiting it raises); so is a request whose
+        create failed, as a ``FAILED`` job with an empty ``id`` that raises the create's
+        error (e.g. :class:`ltx2.BadRequestError`). An item that is not a
+        :class:`VideoRequest` raises :class:`ltx2.InvalidRequestError`.
+
+        Stopping early — ``break``, an exception or cancellation in the loop — cancels the
+        jobs still running at the provider where it can cancel. A ``break`` takes effect when
+        the generator is closed; wrap it in ``contextlib.aclosing(...)`` to have it happen at
+        once::
+
+            async with contextlib.aclosing(client.as_completed(requests)) as jobs:
+                async for job in jobs:
+                    ...
+        """
         from ._fanout import as_completed
 
         return as_completed(self, requests, concurrency=concurrency, on_progress=on_progress)
@@ -574,7 +643,7 @@ class Client:
         *,
         concurrency: int = ...,
         return_exceptions: Literal[False] = ...,
-        on_progress: Any = ...,
+        on_progress: ProgressHook | None = ...,
     ) -> list[Video]: ...
 
     @overload
@@ -584,7 +653,7 @@ class Client:
         *,
         concurrency: int = ...,
         return_exceptions: Literal[True],
-        on_progress: Any = ...,
+        on_progress: ProgressHook | None = ...,
     ) -> list[Video | BaseException]: ...
 
     async def gather(
@@ -593,11 +662,17 @@ class Client:
         *,
         concurrency: int = 10,
         return_exceptions: bool = False,
-        on_progress: Any = None,
+        on_progress: ProgressHook | None = None,
     ) -> Sequence[Video | BaseException]:
-        """Run many requests and return their videos in input order. By default the first
-        failure cancels the rest (cancelling what the provider can cancel) and is raised; with
-        ``return_exceptions=True`` failures are returned in place."""
+        """Run many requests and return their videos in input order.
+
+        Takes the same ``requests``, ``concurrency`` and ``on_progress`` as
+        :meth:`as_completed`. By default the first failure (a job that failed or was
+        cancelled, or a create that failed) cancels every other job at the provider where it
+        can, and is raised once they are stopped. With ``return_exceptions=True`` each
+        failure is returned in its request's place and the rest go on. Cancelling the caller
+        cancels the submitted jobs the same way; no task is left running.
+        """
         from ._fanout import gather
 
         return await gather(

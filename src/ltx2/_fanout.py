@@ -1,9 +1,16 @@
 """Fan-out: many jobs at once, within a concurrency bound and the provider's limits.
 
 Built on anyio task groups: at most ``concurrency`` requests are between "submit" and
-"finished" at any moment, requests are pulled from the (async) iterable only when a slot is
-free, and when the caller is cancelled — or, in ``gather``, a job fails — every job already
-submitted is cancelled at the provider where it can be, and no task outlives the call.
+"handed over" at any moment, and a request is pulled from the (async) iterable only when a
+slot is free, so a generator of 100,000 requests is never built up front. Each worker owns its
+job: when it is cancelled — the caller was cancelled, ``gather`` met a failure, the consumer of
+``as_completed`` stopped early — it cancels its job at the provider where that is possible
+(shielded, at most :data:`CANCEL_GRACE` seconds) before it ends, and no task outlives the call.
+
+``as_completed`` must not yield from inside a task group (a cancel scope cannot be suspended in
+an async generator and resumed elsewhere), so its workers run under one producer task in the
+client's own task group and hand finished jobs over a memory stream; the generator's
+``finally`` stops the producer and waits for it.
 """
 
 from __future__ import annotations
@@ -11,37 +18,99 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sized
-from typing import TYPE_CHECKING, Any
+import uuid
+import weakref
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Sized,
+)
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import anyio
-from anyio.abc import TaskGroup
+from anyio.abc import TaskGroup, TaskStatus
 
 from ._errors import InvalidRequestError, LTX2Error, UnsupportedError
 from ._job import Job, Video
 from ._request import VideoRequest
+from ._types import JobStatus, StatusUpdate
 
 if TYPE_CHECKING:
     from ._client import Client
 
-__all__ = ["as_completed", "gather"]
+__all__ = ["CANCEL_GRACE", "ProgressHook", "Requests", "as_completed", "gather", "request_of"]
 
 log = logging.getLogger("ltx2")
 
-ProgressHook = Callable[[int, int | None, Job], Any]
-#: How long cancelling submitted jobs at the provider may take when a fan-out is cancelled.
+#: ``on_progress(done, total, job)``: called once per request when its job has finished
+#: (``done`` counts finished jobs, ``total`` is ``len(requests)`` or ``None`` when the
+#: requests have no length). A plain function or a coroutine function.
+ProgressHook: TypeAlias = Callable[[int, int | None, Job], Awaitable[object] | None]
+#: What ``as_completed`` and ``gather`` take: any iterable or async iterable of requests.
+Requests: TypeAlias = Iterable[VideoRequest] | AsyncIterable[VideoRequest]
+
+#: How long cancelling one submitted job at the provider may take when a fan-out stops early.
 CANCEL_GRACE = 10.0
 
+# The request each fan-out job was made from (a Job has no reference to it).
+_REQUESTS: weakref.WeakKeyDictionary[Job, VideoRequest] = weakref.WeakKeyDictionary()
+_END = object()
 
-async def _aiter(
-    requests: Iterable[VideoRequest] | AsyncIterable[VideoRequest],
-) -> AsyncIterator[VideoRequest]:
-    if isinstance(requests, AsyncIterable):
-        async for item in requests:
-            yield item
-    else:
-        for item in requests:
-            yield item
+
+def request_of(job: Job) -> VideoRequest | None:
+    """The request a job yielded by :func:`as_completed` (or seen by ``on_progress``) was
+    made from; ``None`` for a job that did not come from a fan-out."""
+    return _REQUESTS.get(job)
+
+
+class _NotSubmitted(Job):
+    """A request whose create failed: a FAILED job with no ``id``; awaiting it raises the
+    create's own error (:class:`ltx2.BadRequestError`, :class:`ltx2.RateLimitError`, ...)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, client: Client, error: Exception) -> None:
+        update = StatusUpdate(JobStatus.FAILED, "not submitted", error=str(error) or repr(error))
+        super().__init__(client, uuid.uuid4().hex, client.provider, None, update)
+        self.error = error
+
+    async def result(self, timeout: float | None = None) -> Video:
+        raise self.error
+
+
+class _Source:
+    """Pulls requests one at a time from an iterable or an async iterable."""
+
+    def __init__(self, requests: object) -> None:
+        self._sync: Iterator[object] | None = None
+        self._async: AsyncIterator[object] | None = None
+        if isinstance(requests, VideoRequest) or not isinstance(requests, AsyncIterable | Iterable):
+            what = "one VideoRequest" if isinstance(requests, VideoRequest) else type(requests)
+            raise InvalidRequestError(
+                f"requests: expected an iterable or async iterable of VideoRequest, got {what}"
+                + (" (wrap it in a list)" if isinstance(requests, VideoRequest) else ""),
+                field="requests", value=requests, allowed="iterable of VideoRequest",
+            )  # fmt: skip
+        if isinstance(requests, AsyncIterable):
+            self._async = aiter(requests)
+        else:
+            assert isinstance(requests, Iterable)
+            self._sync = iter(requests)
+
+    async def next(self) -> object:
+        if self._async is not None:
+            try:
+                return await anext(self._async)
+            except StopAsyncIteration:
+                return _END
+        assert self._sync is not None
+        return next(self._sync, _END)
 
 
 def _check_concurrency(concurrency: int) -> None:
@@ -55,141 +124,207 @@ def _check_concurrency(concurrency: int) -> None:
 
 
 class _Run:
-    """One fan-out: the jobs in flight and what to do when it is cut short."""
+    """One fan-out: its source, its slots, its progress and its first error."""
 
-    def __init__(self, client: Client, total: int | None, on_progress: ProgressHook | None):
+    def __init__(
+        self, client: Client, requests: object, concurrency: int, on_progress: ProgressHook | None
+    ) -> None:
+        _check_concurrency(concurrency)
         self.client = client
-        self.total = total
+        self.source = _Source(requests)
+        self.total = len(requests) if isinstance(requests, Sized) else None
         self.done = 0
         self.on_progress = on_progress
-        self.pending: set[Job] = set()
+        self.slots = anyio.Semaphore(concurrency)
+        self.error: Exception | None = None
+        self._tg: TaskGroup | None = None
+
+    def fail(self, exc: Exception) -> None:
+        """Remember the first error and stop the whole fan-out (its workers cancel their jobs)."""
+        if self.error is None:
+            self.error = exc
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
+    async def feed(
+        self, tg: TaskGroup, worker: Callable[[int, VideoRequest], Coroutine[Any, Any, None]]
+    ) -> int:
+        """Start ``worker(index, request)`` in ``tg`` for each request, each once a slot is free
+        (the worker releases it). Returns how many were started. Never raises: an error of the
+        source, or an item that is not a :class:`VideoRequest`, stops the fan-out."""
+        self._tg = tg
+        index = 0
+        try:
+            while True:
+                await self.slots.acquire()
+                try:
+                    item = await self.source.next()
+                except BaseException:
+                    self.slots.release()
+                    raise
+                if item is _END:
+                    self.slots.release()
+                    return index
+                if not isinstance(item, VideoRequest):
+                    self.slots.release()
+                    raise InvalidRequestError(
+                        f"requests[{index}]: expected a VideoRequest, got {type(item).__name__}",
+                        field=f"requests[{index}]", value=item, allowed="VideoRequest",
+                    )  # fmt: skip
+                tg.start_soon(worker, index, item)
+                index += 1
+        except Exception as exc:
+            self.fail(exc)
+            return index
 
     async def run_one(self, request: VideoRequest) -> Job:
-        if not isinstance(request, VideoRequest):
-            raise InvalidRequestError(
-                f"requests: expected VideoRequest items, got {type(request).__name__}",
-                field="requests",
-                value=request,
-                allowed="VideoRequest",
-            )
-        job = await self.client.submit(request)
-        self.pending.add(job)
+        """Submit ``request``, wait until its job has finished, report progress; the job.
+
+        A create that fails gives a :class:`_NotSubmitted` job. Cancelled while the job runs,
+        it cancels the job at the provider first (where the provider can cancel).
+        """
         try:
-            # The job is finished either way; its error is raised to whoever awaits it.
-            with contextlib.suppress(LTX2Error):
+            job: Job = await self.client.submit(request)
+        except Exception as exc:
+            job = _NotSubmitted(self.client, exc)
+        _REQUESTS[job] = request
+        try:
+            # It may finish badly (or, not submitted, have never started): whoever awaits
+            # the job is told; here only its end matters.
+            with contextlib.suppress(Exception):
                 await job.result()
-        finally:
-            self.pending.discard(job)
+        except BaseException:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_GRACE):
+                await self._cancel(job)
+            raise
         self.done += 1
-        if self.on_progress is not None:
-            result = self.on_progress(self.done, self.total, job)
-            if inspect.isawaitable(result):
-                await result
+        await self._notify(job)
         return job
 
-    async def cancel_pending(self) -> None:
-        """Cancel every job still running at the provider (best effort, bounded)."""
-        if not self.pending:
+    async def _cancel(self, job: Job) -> None:
+        if job.done or self.client._closed:
             return
-        with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_GRACE):
-            async with anyio.create_task_group() as tg:
-                for job in list(self.pending):
-                    tg.start_soon(self._cancel_one, job)
-
-    @staticmethod
-    async def _cancel_one(job: Job) -> None:
         try:
             await job.cancel()
         except UnsupportedError:
-            pass
+            pass  # AI/ML API, GMI Cloud: the job runs to its end
         except LTX2Error as exc:
             log.info("could not cancel %s job %s: %s", job.provider, job.id, exc)
 
+    async def _notify(self, job: Job) -> None:
+        if self.on_progress is None:
+            return
+        # A broken hook must not cost the jobs in flight (which are paid for): it is logged
+        # with its traceback and the fan-out goes on.
+        try:
+            result = self.on_progress(self.done, self.total, job)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception(
+                "ltx2: on_progress(%d, %s, %r) raised; ignored", self.done, self.total, job
+            )
 
-def _total(requests: object) -> int | None:
-    return len(requests) if isinstance(requests, Sized) else None
 
-
-async def as_completed(
+def as_completed(
     client: Client,
-    requests: Iterable[VideoRequest] | AsyncIterable[VideoRequest],
+    requests: Requests,
     *,
     concurrency: int = 10,
     on_progress: ProgressHook | None = None,
-) -> AsyncIterator[Job]:
-    """See :meth:`ltx2.Client.as_completed`."""
-    _check_concurrency(concurrency)
-    run = _Run(client, _total(requests), on_progress)
+) -> AsyncGenerator[Job, None]:
+    """See :meth:`ltx2.Client.as_completed`. Arguments are checked here, before iteration."""
+    run = _Run(client, requests, concurrency, on_progress)
+    return _as_completed(run, concurrency)
+
+
+async def _as_completed(run: _Run, concurrency: int) -> AsyncGenerator[Job, None]:
+    client = run.client
+    await client._ensure_started()
+    owner = client._tg
+    if owner is None:  # pragma: no cover - _ensure_started sets it
+        raise RuntimeError("this ltx2.Client is not running")
+    # Up to ``concurrency`` finished jobs wait for a slow consumer; past that, workers hold
+    # their slots until the consumer takes one, so memory stays bounded.
     send, receive = anyio.create_memory_object_stream[Job](concurrency)
-    limiter = anyio.Semaphore(concurrency)
+    scope = anyio.CancelScope()
+    stopped = anyio.Event()
+    completed = False
 
-    async def worker(request: VideoRequest) -> None:
+    async def worker(index: int, request: VideoRequest) -> None:
         try:
-            job = await run.run_one(request)
+            await send.send(await run.run_one(request))
+        except Exception as exc:  # pragma: no cover - run_one and send do not raise
+            run.fail(exc)
         finally:
-            limiter.release()
-        await send.send(job)
+            run.slots.release()
 
-    async def feed(tg: TaskGroup) -> None:
-        async with send, anyio.create_task_group() as inner:
-            async for request in _aiter(requests):
-                await limiter.acquire()
-                inner.start_soon(worker, request)
-            # every worker is done: closing ``send`` ends the consumer's loop
+    async def produce(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        nonlocal completed
+        try:
+            task_status.started()  # inside ``try``: ``stopped`` is set whatever happens next
+            with scope:
+                async with send:
+                    async with anyio.create_task_group() as workers:
+                        await run.feed(workers, worker)
+                    completed = True  # before ``send`` closes and the consumer wakes
+        finally:
+            stopped.set()
 
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(feed, tg)
-            async with receive:
-                async for job in receive:
-                    yield job
-    except BaseException:
-        await run.cancel_pending()
+        await owner.start(produce, name=f"ltx2 as_completed ({client.provider})")
+    except BaseException:  # the client is closing: nothing started
+        send.close()
+        receive.close()
         raise
+    try:
+        while True:
+            try:
+                job = await receive.receive()
+            except anyio.EndOfStream:
+                break
+            yield job
     finally:
-        if run.pending:
-            await run.cancel_pending()
+        # Reached on exhaustion, on aclose() (a ``break`` out of ``async for`` closes the
+        # generator when it is collected; ``contextlib.aclosing`` closes it at once), and
+        # when the consumer is cancelled while waiting for the next job.
+        scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await stopped.wait()
+        receive.close()
+    if run.error is not None:
+        raise run.error
+    if not completed:
+        raise RuntimeError("the ltx2.Client was closed while as_completed() was running")
 
 
 async def gather(
     client: Client,
-    requests: Iterable[VideoRequest] | AsyncIterable[VideoRequest],
+    requests: Requests,
     *,
     concurrency: int = 10,
     return_exceptions: bool = False,
     on_progress: ProgressHook | None = None,
 ) -> list[Video | BaseException]:
     """See :meth:`ltx2.Client.gather`."""
-    _check_concurrency(concurrency)
-    run = _Run(client, _total(requests), on_progress)
-    results: list[Video | BaseException | None] = []
-    limiter = anyio.Semaphore(concurrency)
-    first_error: list[BaseException] = []
+    run = _Run(client, requests, concurrency, on_progress)
+    results: dict[int, Video | BaseException] = {}
 
-    async def worker(index: int, request: VideoRequest, tg: TaskGroup) -> None:
+    async def worker(index: int, request: VideoRequest) -> None:
         try:
             job = await run.run_one(request)
-            results[index] = await job
-        except LTX2Error as exc:
-            if not return_exceptions:
-                if not first_error:
-                    first_error.append(exc)
-                tg.cancel_scope.cancel()
-                return
-            results[index] = exc
+            try:
+                results[index] = await job
+            except Exception as exc:
+                results[index] = exc
+                if not return_exceptions:
+                    run.fail(exc)
         finally:
-            limiter.release()
+            run.slots.release()
 
-    try:
-        async with anyio.create_task_group() as tg:
-            async for request in _aiter(requests):
-                await limiter.acquire()
-                results.append(None)
-                tg.start_soon(worker, len(results) - 1, request, tg)
-    except BaseException:
-        await run.cancel_pending()
-        raise
-    if first_error:
-        await run.cancel_pending()
-        raise first_error[0]
-    return [r for r in results if r is not None]
+    count = 0
+    async with anyio.create_task_group() as workers:
+        count = await run.feed(workers, worker)
+    if run.error is not None:
+        raise run.error
+    return [results[i] for i in range(count)]

@@ -1,10 +1,12 @@
 """Client-side rate limits per provider key: a sliding-window create limit and a cap on
-unfinished jobs. Every client in one event loop with the same provider and key shares them."""
+unfinished jobs. Every client in one event loop with the same provider, key and limits shares
+them."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import time
 import weakref
 from collections import deque
@@ -14,7 +16,7 @@ import anyio
 
 from ._config import Limits
 
-__all__ = ["KeyLimiter", "shared_limiter"]
+__all__ = ["Clock", "KeyLimiter", "Sleep", "shared_limiter"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -22,13 +24,23 @@ Sleep = Callable[[float], Awaitable[None]]
 #: Added to the window so that a create sent exactly one period after another, and delayed a
 #: little less in transit, is still outside the provider's window.
 _MARGIN = 1.01
+#: Waits shorter than this count as over: a sleep until ``t`` can wake a rounding error
+#: before ``t``, and must not turn into a loop of ever tinier sleeps.
+_EPSILON = 1e-6
 
 
 class KeyLimiter:
-    """Creates per sliding window and a cap on jobs in flight.
+    """Creates per sliding window and a cap on jobs in flight, for one provider key.
 
-    ``acquire_create()`` waits until a create may be sent (and, with a concurrency cap, a job
-    slot is free); ``release_slot()`` frees a slot when a job ends. Time is injectable.
+    ``acquire_create()`` waits until a job slot is free (at most ``limits.max_concurrent``
+    unfinished jobs, first come first served) and then until the create window has room (at
+    most ``limits.creates_per_period`` creates in any ``limits.period`` seconds) and past any
+    hold-off a 429 asked for; ``release_slot()`` frees the slot when the job ends (or its create
+    failed). ``penalize(seconds)`` holds every create back after a 429's ``Retry-After``.
+
+    ``in_flight`` counts the slots taken (a resumed job may be counted in directly: waiters
+    compare against it, so the cap holds either way); ``max_in_flight`` is its high-water mark.
+    ``clock`` and ``sleep`` are injectable, so tests run the limiter on virtual time.
     """
 
     def __init__(
@@ -39,34 +51,61 @@ class KeyLimiter:
         self._sleep = sleep
         self._sent: deque[float] = deque()
         self._window_lock = anyio.Lock()
-        self._slots = (
-            anyio.Semaphore(limits.max_concurrent) if limits.max_concurrent is not None else None
-        )
+        self._not_before = -math.inf
+        self._waiters: deque[anyio.Event] = deque()
         self.in_flight = 0
         self.max_in_flight = 0
 
     async def acquire_create(self) -> None:
         """Wait for a free job slot, then for room in the create window."""
-        if self._slots is not None:
-            await self._slots.acquire()
+        await self._acquire_slot()
         try:
             await self._wait_window()
         except BaseException:
-            if self._slots is not None:
-                self._slots.release()
+            self.release_slot()
             raise
+
+    async def _acquire_slot(self) -> None:
+        cap = self.limits.max_concurrent
+        if cap is None or (not self._waiters and self.in_flight < cap):
+            self._take()
+            return
+        # First come first served: a releaser hands its slot to the oldest waiter (``_wake``
+        # counts it in before setting the event), so a stream of new callers cannot starve it.
+        event = anyio.Event()
+        self._waiters.append(event)
+        try:
+            await event.wait()
+        except BaseException:
+            if event.is_set():
+                self.release_slot()  # handed a slot while being cancelled: pass it on
+            else:
+                self._waiters.remove(event)
+            raise
+
+    def _take(self) -> None:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
+    def _wake(self) -> None:
+        cap = self.limits.max_concurrent
+        while self._waiters and (cap is None or self.in_flight < cap):
+            self._take()
+            self._waiters.popleft().set()
+
     async def _wait_window(self) -> None:
         n = self.limits.creates_per_period
-        if n is None:
-            return
         period = self.limits.period * _MARGIN
+        # One waiter at a time, in arrival order: the lock is held while sleeping.
         async with self._window_lock:
             while True:
                 now = self._clock()
-                while self._sent and now - self._sent[0] >= period:
+                if self._not_before - now > _EPSILON:
+                    await self._sleep(self._not_before - now)
+                    continue
+                if n is None:
+                    return
+                while self._sent and self._sent[0] + period - now <= _EPSILON:
                     self._sent.popleft()
                 if len(self._sent) < n:
                     self._sent.append(now)
@@ -78,17 +117,13 @@ class KeyLimiter:
         if self.in_flight <= 0:
             return
         self.in_flight -= 1
-        if self._slots is not None:
-            self._slots.release()
+        self._wake()
 
     def penalize(self, seconds: float) -> None:
-        """The provider answered 429 anyway: keep creates back for ``seconds``."""
-        n = self.limits.creates_per_period
-        if n is None or seconds <= 0:
-            return
-        # Fill the window so the next create waits at least ``seconds``.
-        start = self._clock() + seconds - self.limits.period * _MARGIN
-        self._sent = deque([max(start, t) for t in self._sent] + [start] * (n - len(self._sent)))
+        """The provider answered 429 anyway: send no create for ``seconds`` (its
+        ``Retry-After``), whatever the window would allow."""
+        if seconds > 0:
+            self._not_before = max(self._not_before, self._clock() + seconds)
 
 
 _SHARED: weakref.WeakKeyDictionary[
@@ -97,9 +132,14 @@ _SHARED: weakref.WeakKeyDictionary[
 
 
 def shared_limiter(provider: str, api_key: str, limits: Limits) -> KeyLimiter:
-    """The limiter for this provider and key in the running event loop (created once)."""
+    """The limiter for this provider, key and limits in the running event loop (made once).
+
+    Clients that share a key but were given different :class:`Limits` (or time scales) keep
+    separate limiters, each counting only its own clients' creates and jobs.
+    """
     loop = asyncio.get_running_loop()
     per_loop = _SHARED.setdefault(loop, {})
+    # Only a fingerprint of the key is kept, never the key.
     fingerprint = hashlib.sha256(api_key.encode()).hexdigest()[:16]
     key = (provider, fingerprint, limits)
     limiter = per_loop.get(key)

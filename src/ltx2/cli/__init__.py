@@ -4,9 +4,11 @@
 
     ltx2 demo                                  # emulator + receiver in process, one real MP4
     ltx2 generate cat.jpg "The cat yawns"      # a real call (key from the provider's env var)
+    ltx2 batch lines.jsonl --concurrency 20    # one job per JSONL line; a rerun resumes
     ltx2 status ID --provider fal              # one status request
     ltx2 cancel ID --provider fal
     ltx2 emulator --port 8000                  # every provider's API on localhost
+    ltx2 receiver --redis URL --port 8080      # webhooks for every replica, into Redis
 
 Exit codes: 0 success; 2 bad input (an :class:`ltx2.InvalidRequestError`, or bad arguments);
 1 a job that failed, was cancelled or timed out, or an API or transport error; 130 when
@@ -130,12 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_demo(sub)
     _add_generate(sub)
+    _add_batch(sub)
     _add_status(sub)
     _add_cancel(sub)
     _add_emulator(sub)
-    # `ltx2 batch` (many requests from a file, through Client.as_completed) and
-    # `ltx2 receiver` (a standalone WebhookReceiver on a shared store) belong to other
-    # issues; they get their sub-parsers here when they are built.
+    _add_receiver(sub)
     return parser
 
 
@@ -226,6 +227,68 @@ def _add_generate(sub: Any) -> None:
     p.set_defaults(run=_in_loop(run_generate))
 
 
+def _add_batch(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "batch",
+        help="generate one video per line of a JSONL file, many at once; a rerun resumes",
+        description=(
+            "Each line is a JSON object of VideoRequest fields (image: a path relative to the "
+            "file, an https URL or a data URI; prompt; duration, resolution, fps, ...) and an "
+            'optional "name", the output file stem (default: the line number, 0001). Videos '
+            "go to OUT_DIR/<name>.mp4; lines whose video is already there are skipped, so "
+            "running it again resumes. OUT_DIR/report.jsonl lists every line (line, name, "
+            "provider, id, status, seconds, file, error). Exit 0 when every line succeeded or "
+            "was skipped, 1 when any failed, 2 for a file that cannot be read."
+        ),
+    )
+    p.add_argument("file", metavar="FILE.jsonl", help="one request per line")
+    _provider_arg(p)
+    p.add_argument(
+        "--concurrency", type=int, default=10, help="jobs at once (default: %(default)s)"
+    )
+    p.add_argument(
+        "--out-dir", default=None, metavar="DIR", help="default: FILE's folder/<FILE stem>-videos"
+    )
+    p.add_argument(
+        "--emulator",
+        action="store_true",
+        help="run against the built-in emulator in process (no network, no key)",
+    )
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.05,
+        help="with --emulator: provider time × this (default: %(default)s)",
+    )
+    p.add_argument(
+        "--render",
+        choices=("full", "stub"),
+        default="full",
+        help="with --emulator: real MP4s, or one tiny stub clip (default: %(default)s)",
+    )
+    p.add_argument("--base-url", default=None, help="the provider's API at another address")
+    p.add_argument(
+        "--webhook-url",
+        default=None,
+        metavar="URL",
+        help="public URL of a webhook receiver this command runs (see --listen); "
+        "without it jobs are polled",
+    )
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="where the receiver listens with --webhook-url (default: %(default)s)",
+    )
+
+    async def run_batch(args: argparse.Namespace) -> int:
+        from ._batch import batch
+
+        return await batch(args)
+
+    p.set_defaults(run=_in_loop(run_batch))
+
+
 def _add_status(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "status",
@@ -283,3 +346,37 @@ def _add_emulator(sub: Any) -> None:
         return EXIT_OK
 
     p.set_defaults(run=run_emulator, passthrough=True)
+
+
+def _add_receiver(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "receiver",
+        help="run a webhook receiver that writes deliveries to Redis, until Ctrl-C / SIGTERM",
+        description=(
+            "Serve a WebhookReceiver whose deliveries go to a RedisStore, for clients on other "
+            "processes or hosts that share the store. It holds no API key and resolves no job: "
+            "the client that submitted a job hears its delivery through Redis. Prints "
+            "'ltx2 receiver listening on URL' once it listens; SIGINT/SIGTERM stop it (exit 0)."
+        ),
+    )
+    p.add_argument("--redis", required=True, metavar="URL", help="e.g. redis://127.0.0.1:6379/0")
+    p.add_argument(
+        "--prefix", default="ltx2", help="the clients' RedisStore prefix (default: %(default)s)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
+    p.add_argument(
+        "--port", type=int, default=8080, help="port; 0 picks a free one (default: %(default)s)"
+    )
+    p.add_argument(
+        "--public-url",
+        default=None,
+        metavar="URL",
+        help="where providers reach it (behind a proxy); clients build webhook URLs from it",
+    )
+
+    async def run_receiver(args: argparse.Namespace) -> int:
+        from ._receiver import receiver
+
+        return await receiver(args)
+
+    p.set_defaults(run=_in_loop(run_receiver))

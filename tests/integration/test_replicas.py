@@ -1,0 +1,133 @@
+"""Replicas on one Redis: poll leases (N replicas attached to a job poll it about once per
+interval between them, not N times), and two client processes with one ``ltx2 receiver``
+process, each job resolving once, by webhook, in the process that submitted it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import sys
+import uuid
+from collections import Counter
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+from tests._redis import RedisServer
+from tests.integration._processes import CHILD_CLIENT, receiver_process, spawn
+
+import ltx2
+from ltx2.emulator import Emulator
+
+pytestmark = pytest.mark.redis
+
+IMAGE = "https://images.example.com/cat.jpg"
+
+
+class CountingRedisStore(ltx2.RedisStore):
+    """A RedisStore that counts the poll leases asked for and granted."""
+
+    def __init__(self, url: str, *, prefix: str) -> None:
+        super().__init__(url, prefix=prefix)
+        self.asked = 0
+        self.granted = 0
+        self.ttls: list[float] = []
+
+    async def lease(self, key: str, owner: str, ttl: float) -> bool:
+        got = await super().lease(key, owner, ttl)
+        self.ttls.append(ttl)
+        self.asked += 1
+        self.granted += got
+        return got
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"replicas-{uuid.uuid4().hex[:8]}"
+
+
+async def test_two_replicas_attached_to_one_job_poll_it_about_once_per_interval_between_them(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    interval = 0.1
+    poll = ltx2.PollPolicy(first=interval, min_interval=interval, max_interval=interval)
+    stores = [CountingRedisStore(redis_server.url, prefix=prefix) for _ in range(2)]
+    async with Emulator(render="stub", seed=1, processing_time={"runcomfy": 2.0}) as emu:
+        url = emu.provider_url("runcomfy")
+        first, second = (
+            ltx2.Client("runcomfy", api_key="k", base_url=url, store=store, poll=poll)
+            for store in stores
+        )
+        async with first, second:
+            job = await first.submit(image=IMAGE, prompt="a cat")
+            # The second replica attaches the same job (as one that starts up and resumes
+            # whatever is unfinished would), so both poll it on the same schedule.
+            [same] = await second.resume()
+            assert same.id == job.id
+            video, seen = await asyncio.wait_for(asyncio.gather(job, same), 30)
+        reads = emu.stats_for("runcomfy")["status_requests_by_job"][job.id]
+
+    assert video.url == seen.url  # both resolved, the non-polling one through Redis
+    asked = sum(s.asked for s in stores)
+    granted = sum(s.granted for s in stores)
+    assert all(s.asked > 0 for s in stores)  # both pollers ran...
+    assert reads == granted  # ...but only a lease holder reads the status
+    # About one read per interval between them (2 s / 0.1 s), not one per replica.
+    assert granted <= asked * 0.6 + 2, (granted, asked)
+    # Each lease lasts 1.5 poll intervals, so the holder renews it before it lapses.
+    assert all(ttl == pytest.approx(interval * 1.5) for s in stores for ttl in s.ttls)
+
+
+async def test_two_client_processes_and_a_receiver_process_each_job_resolves_once_by_webhook(
+    redis_server: RedisServer, prefix: str, tmp_path: Path
+) -> None:
+    per_client = 8  # Eachlabs: at most 10 jobs in flight per key
+    scale = 0.02  # jobs of 1.2-2 s
+    names = ("a", "b")
+    outs = {name: tmp_path / f"{name}.json" for name in names}
+    async with Emulator(time_scale=scale, render="stub", seed=5) as emu:
+        async with receiver_process(tmp_path, redis_server.url, "--prefix", prefix) as (rx, url):
+            async with AsyncExitStack() as stack:
+                clients = []
+                for name in names:
+                    argv = [
+                        sys.executable, str(CHILD_CLIENT), "replica", "--name", name,
+                        "--provider", "eachlabs", "--base-url", emu.provider_url("eachlabs"),
+                        "--api-key", f"key-{name}", "--redis", redis_server.url,
+                        "--prefix", prefix, "--webhook-url", url, "--jobs", str(per_client),
+                        "--time-scale", str(scale), "--out", str(outs[name]),
+                    ]  # fmt: skip
+                    err = tmp_path / f"{name}.err"
+                    clients.append(
+                        await stack.enter_async_context(spawn(argv, name=name, stderr=err))
+                    )
+                for client in clients:
+                    assert await client.wait(60) == 0, client.stderr()
+            rx.send_signal(signal.SIGTERM)
+            assert await rx.wait(10) == 0, rx.stderr()
+            stopped = "\n".join(await rx.rest_of_stdout())
+        stats = emu.stats_for("eachlabs")
+        created = {job_id for job_id, job in emu.jobs.items() if job.provider == "eachlabs"}
+
+    reports = {name: json.loads(outs[name].read_text()) for name in names}
+    ids = {name: {job["id"] for job in reports[name]["jobs"]} for name in names}
+    assert all(len(ids[name]) == per_client for name in names)
+    assert not ids["a"] & ids["b"]
+    assert ids["a"] | ids["b"] == created
+    assert stats["creates"] == 2 * per_client
+    for name in names:
+        assert all(job["status"] == "succeeded" and job["video"] for job in reports[name]["jobs"])
+        # Each delivery was confirmed with one GET, by the process that submitted the job
+        # (the receiver process has no key and sends nothing to the provider).
+        gets = Counter(
+            path.rsplit("/", 1)[-1]
+            for method, path in reports[name]["requests"]
+            if method == "GET" and re.search(r"/v1/prediction/[^/]+$", path)
+        )
+        assert gets == dict.fromkeys(ids[name], 1)
+    assert stats["status_requests_by_job"] == dict.fromkeys(created, 1)  # no poll anywhere
+    # Every job's webhook went to the receiver process, which wrote it to Redis once.
+    assert re.search(rf"accepted={2 * per_client}\b", stopped), stopped
+    assert re.search(r"rejected=0 unknown=0", stopped), stopped
