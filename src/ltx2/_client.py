@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 
 import aiohttp
 import anyio
@@ -22,6 +23,7 @@ from ._errors import (
     LTX2Error,
     ServerError,
     TransportError,
+    UnsupportedError,
 )
 from ._fanout import ProgressHook
 from ._job import Job, Video
@@ -29,8 +31,8 @@ from ._limits import KeyLimiter, shared_limiter
 from ._poller import Poller
 from ._request import ImageSource, VideoRequest
 from ._transport import Transport
-from ._types import JobStatus, StatusUpdate
-from .providers import PROVIDERS, Provider, get
+from ._types import HTTPCall, JobStatus, StatusUpdate
+from .providers import PROVIDERS, Created, Provider, get
 from .providers._base import is_loopback_url, registry
 from .stores import JobRecord, MemoryStore, Store, new_record
 from .webhooks import WebhookReceiver
@@ -49,6 +51,11 @@ DATA_URI_THRESHOLD = 1024 * 1024
 #: and the other replicas keep skipping; when the holder stops, another replica takes the job
 #: over within about two intervals. Stores without leases (memory, SQLite) always grant them.
 LEASE_INTERVALS = 1.5
+
+#: How long a :meth:`Client.submit` cancelled while its create is in flight keeps waiting
+#: (shielded) for the create reply, and then for the cancel request it sends, so that a job
+#: the provider started is not left running unseen. Past it, the record is kept as UNKNOWN.
+CREATE_CANCEL_GRACE = 10.0
 
 _SUBMITTED = StatusUpdate(JobStatus.QUEUED, "submitted")
 _UNANSWERED = StatusUpdate(JobStatus.UNKNOWN, "create-unanswered")
@@ -303,6 +310,10 @@ class Client:
         Takes a :class:`VideoRequest` or its fields as keyword arguments. Bad input raises
         :class:`ltx2.InvalidRequestError` before any request. Waits for the client-side rate
         limits (creates per minute, jobs in flight) so that the provider never answers 429.
+
+        Cancelled after the create was sent, it still waits (at most
+        ``CREATE_CANCEL_GRACE`` seconds) for the reply and cancels the job at the provider
+        where it can, then lets the cancellation through.
         """
         req = self._coerce(request, fields)
         self._check_request(req)
@@ -332,12 +343,20 @@ class Client:
                 else None,
                 webhook_secret=record.webhook_secret,
             )
+            # Sent in a task of its own, awaited through a shield: a cancelled submit can
+            # still read the reply (see _settle_cancelled_create). The task ends before
+            # submit does, on every path.
+            sending = asyncio.get_running_loop().create_task(
+                self._send_create(call), name=f"ltx2 create ({self.provider})"
+            )
             sent = True
-            reply = await self._transport.send(call)
-            created = self._provider.parse_create(reply)
+            created = await asyncio.shield(sending)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
-                await self._abandon(record, exc, sent)
+                if sent and isinstance(exc, anyio.get_cancelled_exc_class()):
+                    await self._settle_cancelled_create(record, sending)
+                else:
+                    await self._abandon(record, exc, sent)
             if isinstance(exc, ValueError) and not isinstance(exc, LTX2Error):
                 raise TransportError(
                     f"{self.provider} sent an unreadable create reply: {exc}"
@@ -354,6 +373,66 @@ class Client:
                 await self._handle_delivery(rec)
         log.info("submitted %s job %s (key %s)", self.provider, job.id, record.key)
         return job
+
+    async def _send_create(self, call: HTTPCall) -> Created:
+        return self._provider.parse_create(await self._transport.send(call))
+
+    async def _settle_cancelled_create(
+        self, record: JobRecord, sending: asyncio.Task[Created]
+    ) -> None:
+        """submit() was cancelled after its create left. Wait (at most CREATE_CANCEL_GRACE
+        seconds) for the reply; with an id, record it and cancel the job at the provider.
+
+        Outcomes: cancelled at the provider → the record is CANCELLED; the provider cannot
+        cancel (AI/ML API, GMI Cloud) or the cancel failed → the record keeps its id and its
+        pending status, so :meth:`resume` re-attaches it; no usable reply in time → the
+        rules of :meth:`_abandon` (UNKNOWN, or deleted when the reply says nothing started).
+        Runs shielded, in submit's except clause, which then re-raises the cancellation."""
+        self._forget(record.key)  # nobody awaits this job here any more
+        deadline = anyio.current_time() + CREATE_CANCEL_GRACE
+        with anyio.CancelScope(deadline=deadline):
+            await asyncio.wait([sending])
+        if not sending.done():
+            sending.cancel()
+            await asyncio.wait([sending])  # its own cleanup; no task outlives submit
+        error = asyncio.CancelledError() if sending.cancelled() else sending.exception()
+        try:
+            if error is not None:
+                await self._abandon(record, error, True)
+                return
+            created = sending.result()
+            rec = await self._store.set_created(
+                record.key, created.job_id, dict(created.meta), created.update or _SUBMITTED
+            )
+            if rec is None or rec.terminal:
+                return
+            try:
+                call = self._provider.cancel(created.job_id, created.meta)
+                with anyio.CancelScope(deadline=deadline) as scope:
+                    await self._transport.send(call)
+                if scope.cancelled_caught:
+                    raise TransportError(f"no cancel reply within {CREATE_CANCEL_GRACE} s")
+            except UnsupportedError:
+                log.info(
+                    "submit cancelled: %s cannot cancel job %s; it runs on (resume() has it)",
+                    self.provider, created.job_id,
+                )  # fmt: skip
+                return
+            except LTX2Error as exc:
+                log.warning(
+                    "submit cancelled: cancelling %s job %s failed (%s); resume() has it",
+                    self.provider, created.job_id, exc,
+                )  # fmt: skip
+                return
+            await self._store.update(record.key, StatusUpdate(JobStatus.CANCELLED, "cancelled"))
+            log.info("submit cancelled: %s job %s cancelled", self.provider, created.job_id)
+        except Exception as exc:
+            # The cancellation is what the caller must see; a store that fails here leaves
+            # the record as it was (resume() reports it).
+            log.warning(
+                "submit cancelled: recording %s job (key %s) failed: %r",
+                self.provider, record.key, exc,
+            )  # fmt: skip
 
     async def _abandon(self, record: JobRecord, exc: BaseException, sent: bool) -> None:
         """A create failed. If the provider cannot have started it, forget the record; else
@@ -410,16 +489,29 @@ class Client:
             if self._tg is not None:
                 self._tg.start_soon(self._confirm_delivery, record.key)
         else:
-            await self._store.update(record.key, delivery)
+            try:
+                await self._store.update(record.key, delivery)
+            except Exception as exc:
+                # The store failed (e.g. Redis away for longer than its retries). This runs
+                # in whoever published the change (a poll, a confirmation, the receiver):
+                # none of them may fail for it. The delivery stays on the record; a poll
+                # reads the status now.
+                log.warning(
+                    "recording a %s delivery for job %s failed: %r; polling",
+                    self.provider, record.key, exc,
+                )  # fmt: skip
+                self._poller.poll_now(record.key)
 
     async def _confirm_delivery(self, key: str) -> None:
         job = self._jobs.get(key)
         try:
             if job is not None and job.id:
                 await self._check(job)
-        except LTX2Error as exc:
-            # Hand it to the poller, which keeps looking on its own schedule.
-            log.warning("confirming a %s delivery for job %s failed: %s", self.provider, key, exc)
+        except Exception as exc:
+            # An ltx2 error, or the store failing: this task lives in the client's task
+            # group and must not take every job's background work down with it. Hand the
+            # job to the poller, which keeps looking on its own schedule.
+            log.warning("confirming a %s delivery for job %s failed: %r", self.provider, key, exc)
             self._poller.poll_now(key)
         finally:
             self._confirming.discard(key)
@@ -493,18 +585,25 @@ class Client:
         job = self._jobs.get(key)
         if job is None:
             return
+        events = self._transport.events(self._provider.stream(job.id, job.meta))
         try:
-            async for data in self._transport.events(self._provider.stream(job.id, job.meta)):
-                try:
-                    update = self._provider.parse_stream_event(data)
-                except ValueError:
-                    continue
-                update = await self._complete(job, update)
-                await self._store.update(key, update)
-                if update.status.terminal:
-                    return
+            # Closed at once when the loop ends early (not by the garbage collector).
+            async with contextlib.aclosing(cast("AsyncGenerator[str, None]", events)):
+                async for data in events:
+                    try:
+                        update = self._provider.parse_stream_event(data)
+                    except ValueError:
+                        continue
+                    update = await self._complete(job, update)
+                    await self._store.update(key, update)
+                    if update.status.terminal:
+                        return
         except LTX2Error as exc:
             log.info("status stream of %s job %s ended (%s); polling", self.provider, job.id, exc)
+        except Exception as exc:
+            # The store failed, or a result made no sense: like _check_key, this task must
+            # outlive it (it shares the client's task group with every job's work).
+            log.warning("status stream of %s job %s failed: %r; polling", self.provider, key, exc)
         if key in self._jobs:
             self._poller.poll_now(key)
 
