@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -38,3 +39,12 @@ async def receiver() -> AsyncIterator[ltx2.WebhookReceiver]:
         yield rx
     finally:
         await rx.stop()
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A loopback port nobody listens on (for a server a test starts in another process)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +42,6 @@ def folder(tmp_path: Path) -> Path:
     (tmp_path / "cat.png").write_bytes(make_png(320, 180))
     (tmp_path / "pics" / "dog.png").write_bytes(make_png(64, 36))
     return tmp_path
-
-
-@pytest.fixture
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def write_jsonl(path: Path, *lines: object) -> Path:

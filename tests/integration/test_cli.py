@@ -7,7 +7,6 @@ their loop) call it in a worker thread: ``await asyncio.to_thread(main, [...])``
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -46,14 +45,6 @@ def image(tmp_path: Path) -> Path:
     path = tmp_path / "input.png"
     path.write_bytes(make_png(320, 180))
     return path
-
-
-@pytest.fixture
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def set_key(monkeypatch: pytest.MonkeyPatch, provider: str) -> None:

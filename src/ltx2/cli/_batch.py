@@ -37,6 +37,7 @@ import ltx2
 from ltx2._fanout import request_of
 
 from . import invalid_request_message
+from ._demo import emulator_receiver
 from ._generate import parse_listen
 
 if TYPE_CHECKING:
@@ -363,13 +364,7 @@ async def _client(
     emu = await stack.enter_async_context(
         Emulator(time_scale=scale, host="127.0.0.1", port=0, render=args.render)
     )
-    options: dict[str, Any] = {}
-    if provider == "fal":
-        # The emulator signs fal webhooks with its own key and stands in for fal's storage.
-        receiver = ltx2.WebhookReceiver(fal_jwks_urls=[emu.fal_jwks_url])
-        options["storage_url"] = emu.fal_storage_url
-    else:
-        receiver = ltx2.WebhookReceiver()
+    receiver, options = emulator_receiver(emu, provider)
     await receiver.start("127.0.0.1", 0)
     stack.push_async_callback(receiver.stop)
     err.print(

@@ -13,11 +13,14 @@ import asyncio
 import importlib.resources
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ltx2
 
 from ._ui import check_out_path, download, wait_for_video
+
+if TYPE_CHECKING:
+    from ltx2.emulator import Emulator
 
 __all__ = ["DEMO_PROMPT", "DEMO_PROVIDER_SECONDS", "demo"]
 
@@ -78,14 +81,7 @@ async def demo(args: argparse.Namespace) -> int:
             render="full",
         ) as emu:
             base_url = emu.provider_url(provider)
-            options: dict[str, Any] = {}
-            if provider == "fal":
-                # The emulator signs fal webhooks with its own Ed25519 key and stands in for
-                # fal's storage upload.
-                receiver = ltx2.WebhookReceiver(fal_jwks_urls=[emu.fal_jwks_url])
-                options["storage_url"] = emu.fal_storage_url
-            else:
-                receiver = ltx2.WebhookReceiver()
+            receiver, options = emulator_receiver(emu, provider)
             await receiver.start("127.0.0.1", 0)
             try:
                 err.print(
@@ -143,3 +139,12 @@ async def demo(args: argparse.Namespace) -> int:
     table.add_row("wall time", f"{time.monotonic() - began:.1f} s")
     console.print(table)
     return 0
+
+
+def emulator_receiver(emu: Emulator, provider: str) -> tuple[ltx2.WebhookReceiver, dict[str, Any]]:
+    """A webhook receiver for ``provider`` on the emulator, and the client's options: the
+    emulator signs fal's webhooks with its own Ed25519 key and stands in for fal's storage."""
+    if provider == "fal":
+        receiver = ltx2.WebhookReceiver(fal_jwks_urls=[emu.fal_jwks_url])
+        return receiver, {"storage_url": emu.fal_storage_url}
+    return ltx2.WebhookReceiver(), {}
