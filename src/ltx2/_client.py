@@ -329,6 +329,7 @@ class Client:
         assert self._limiter is not None
         await self._limiter.acquire_create()
         job = Job(self, record.key, self.provider)
+        job.request = req
         sent = False
         try:
             # The record (and its webhook token) exists before the create leaves, so a

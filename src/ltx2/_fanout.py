@@ -19,7 +19,6 @@ import contextlib
 import inspect
 import logging
 import uuid
-import weakref
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -44,7 +43,7 @@ from ._types import JobStatus, StatusUpdate
 if TYPE_CHECKING:
     from ._client import Client
 
-__all__ = ["CANCEL_GRACE", "ProgressHook", "Requests", "as_completed", "gather", "request_of"]
+__all__ = ["CANCEL_GRACE", "ProgressHook", "Requests", "as_completed", "gather"]
 
 log = logging.getLogger("ltx2")
 
@@ -58,15 +57,7 @@ Requests: TypeAlias = Iterable[VideoRequest] | AsyncIterable[VideoRequest]
 #: How long cancelling one submitted job at the provider may take when a fan-out stops early.
 CANCEL_GRACE = 10.0
 
-# The request each fan-out job was made from (a Job has no reference to it).
-_REQUESTS: weakref.WeakKeyDictionary[Job, VideoRequest] = weakref.WeakKeyDictionary()
 _END = object()
-
-
-def request_of(job: Job) -> VideoRequest | None:
-    """The request a job yielded by :func:`as_completed` (or seen by ``on_progress``) was
-    made from; ``None`` for a job that did not come from a fan-out."""
-    return _REQUESTS.get(job)
 
 
 class _NotSubmitted(Job):
@@ -187,7 +178,7 @@ class _Run:
             job: Job = await self.client.submit(request)
         except Exception as exc:
             job = _NotSubmitted(self.client, exc)
-        _REQUESTS[job] = request
+        job.request = request
         try:
             # It may finish badly (or, not submitted, have never started): whoever awaits
             # the job is told; here only its end matters.

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Generator
 
     from ._client import Client
+    from ._request import VideoRequest
 
 __all__ = ["Job", "Video"]
 
@@ -88,12 +89,13 @@ class Job:
     """One generation at a provider. ``await job`` gives its :class:`Video`.
 
     ``id`` is the provider's id (Eachlabs predictionID, fal request_id, ...), ``provider`` its
-    name and ``status`` the latest :class:`JobStatus` known. A job resolves once: later or
-    duplicate deliveries change nothing.
+    name and ``status`` the latest :class:`JobStatus` known. ``request`` is the
+    :class:`VideoRequest` it was submitted with (``None`` for a job found by id or resumed).
+    A job resolves once: later or duplicate deliveries change nothing.
     """
 
     __slots__ = ("__weakref__", "_client", "_future", "_update", "_watchers", "id", "key", "meta",
-                 "provider")  # fmt: skip
+                 "provider", "request")  # fmt: skip
 
     def __init__(
         self,
@@ -109,6 +111,7 @@ class Job:
         self.provider = provider
         self.id: str = job_id or ""
         self.meta: Mapping[str, str] = meta or {}
+        self.request: VideoRequest | None = None
         self._update = update or StatusUpdate(JobStatus.QUEUED, "submitted")
         self._future: asyncio.Future[StatusUpdate] = asyncio.get_running_loop().create_future()
         self._watchers: list[asyncio.Queue[StatusUpdate]] | None = None
@@ -144,6 +147,10 @@ class Job:
         running and can be awaited again.
         """
         if not self._future.done():
+            if timeout is None:
+                # The common case, without a cancel scope (it costs more than the wait).
+                # Shielded: one caller cancelled must not cancel the job for the others.
+                return self._outcome(await asyncio.shield(self._future))
             try:
                 with anyio.fail_after(timeout):
                     await asyncio.shield(self._future)

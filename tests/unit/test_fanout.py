@@ -151,6 +151,8 @@ async def test_as_completed_yields_in_finishing_order_and_reports_progress(
             async for job in jobs:
                 seen.append(job.id)
                 assert job.status is ltx2.JobStatus.SUCCEEDED
+                assert job.request is not None
+                assert job.request.prompt == job.id.removeprefix("p-")
                 assert (await job).url.endswith(f"{job.id}.mp4")
                 following = next(ends, None)
                 if following is not None:

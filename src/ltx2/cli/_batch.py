@@ -33,9 +33,6 @@ from typing import TYPE_CHECKING, Any
 
 import ltx2
 
-# The one private name the CLI uses: a Job does not yet say which request it was made from.
-from ltx2._fanout import request_of
-
 from . import invalid_request_message
 from ._demo import emulator_receiver
 from ._generate import parse_listen
@@ -313,7 +310,7 @@ async def _run(
     async def on_progress(done: int, total: int | None, job: ltx2.Job) -> None:
         # Runs as each job finishes, inside its fan-out slot: the download is bounded by
         # --concurrency too. Everything that can go wrong is caught here, per line.
-        line = by_request[id(request_of(job))]
+        line = by_request[id(job.request)]
         seconds = round(time.monotonic() - started[line.number], 3)
         target = out_dir / f"{line.name}.mp4"
         status: str = "succeeded"
