@@ -24,6 +24,9 @@ Sleep = Callable[[float], Awaitable[None]]
 #: Added to the window so that a create sent exactly one period after another, and delayed a
 #: little less in transit, is still outside the provider's window.
 _MARGIN = 1.01
+#: ... and at least this many seconds: a create is stamped when the limiter lets it go, and
+#: reaches the provider a little later (a short scaled window has almost no 1 % margin).
+_MIN_MARGIN = 0.05
 #: Waits shorter than this count as over: a sleep until ``t`` can wake a rounding error
 #: before ``t``, and must not turn into a loop of ever tinier sleeps.
 _EPSILON = 1e-6
@@ -95,7 +98,7 @@ class KeyLimiter:
 
     async def _wait_window(self) -> None:
         n = self.limits.creates_per_period
-        period = self.limits.period * _MARGIN
+        period = max(self.limits.period * _MARGIN, self.limits.period + _MIN_MARGIN)
         # One waiter at a time, in arrival order: the lock is held while sleeping.
         async with self._window_lock:
             while True:

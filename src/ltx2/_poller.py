@@ -6,10 +6,15 @@ result is known within ~10 % of the job's time after it is ready, at a cost that
 with the logarithm of the job's time. When a webhook is expected the poller is a safety net
 that first looks well after the longest stated time. All due jobs are checked in one wake-up
 with bounded concurrency; a 429 pushes every poll back by its ``Retry-After``.
+
+The loop and its checks use plain asyncio primitives (a future with a timer to sleep on, a
+semaphore, one task per check that ``run`` owns, cancels and awaits when it ends): per poll
+they cost a fraction of anyio's task-group tasks and limiters (benchmarks/bench_fanout.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import logging
 import random
@@ -26,6 +31,11 @@ from ._errors import LTX2Error, RateLimitError
 __all__ = ["Poller"]
 
 log = logging.getLogger("ltx2")
+
+#: Check tasks are named like anyio would name them, so they read as the client's own.
+_TASK_NAME = "ltx2._poller.Poller._poll"
+#: How much of an interval a poll may be sent early to make up for its round trip and lag.
+_MAX_EARLY = 0.1
 
 
 @dataclass(slots=True)
@@ -56,8 +66,9 @@ class Poller:
         self._rng = rng or random.Random()
         self._entries: dict[str, _Entry] = {}
         self._heap: list[tuple[float, str]] = []
-        self._wake = anyio.Event()
-        self._limiter = anyio.CapacityLimiter(concurrency)
+        self._wake: asyncio.Future[None] | None = None
+        self._limiter = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
         self._paused_until = 0.0
         self.polls = 0
 
@@ -98,51 +109,90 @@ class Poller:
         wake = not self._heap or due < self._heap[0][0]
         heapq.heappush(self._heap, (due, key))
         if wake:
-            self._wake.set()
+            _wake_up(self._wake)
 
-    def _next_interval(self, entry: _Entry) -> float:
+    def _next_interval(self, entry: _Entry, at: float | None = None) -> float:
         p = self.policy
-        age = self._clock() - entry.started
+        age = (self._clock() if at is None else at) - entry.started
         lo, hi = p.min_interval * p.time_scale, p.max_interval * p.time_scale
         interval = max(hi, p.ratio * age) if entry.webhook else min(hi, max(lo, p.ratio * age))
         return interval * (1.0 - self._rng.uniform(0.0, p.jitter))
 
-    async def run(self, tg: TaskGroup) -> None:
-        """The polling loop; runs until cancelled. Checks run as short tasks in ``tg``."""
-        while True:
-            now = self._clock()
-            if self._paused_until > now:
-                await anyio.sleep(self._paused_until - now)
-                continue
-            while self._heap:
-                due, key = self._heap[0]
-                entry = self._entries.get(key)
-                if entry is None or entry.due != due:
-                    heapq.heappop(self._heap)  # stale: finished, or rescheduled
+    async def run(self, tg: TaskGroup | None = None) -> None:
+        """The polling loop; runs until cancelled. Each check runs as a short task that this
+        loop owns: when it is cancelled it cancels them and waits for them to end. (``tg``,
+        the client's task group, is accepted for compatibility and not needed.)"""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                now = self._clock()
+                if self._paused_until > now:
+                    await anyio.sleep(self._paused_until - now)
                     continue
-                if due > now:
-                    break
-                heapq.heappop(self._heap)
-                # Provisional next due so the job is not picked twice; set properly after.
-                entry.due = float("inf")
-                tg.start_soon(self._poll, key, entry)
-            self._wake = anyio.Event()
-            delay = self._heap[0][0] - self._clock() if self._heap else None
-            with anyio.move_on_after(delay):
-                await self._wake.wait()
+                while self._heap:
+                    due, key = self._heap[0]
+                    entry = self._entries.get(key)
+                    if entry is None or entry.due != due:
+                        heapq.heappop(self._heap)  # stale: finished, or rescheduled
+                        continue
+                    if due > now:
+                        break
+                    heapq.heappop(self._heap)
+                    # Provisional next due so the job is not picked twice; set properly after.
+                    entry.due = float("inf")
+                    task = loop.create_task(self._poll(key, entry, due), name=_TASK_NAME)
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                self._wake = waiter = loop.create_future()
+                timer = None
+                if self._heap:
+                    delay = max(0.0, self._heap[0][0] - self._clock())
+                    timer = loop.call_later(delay, _wake_up, waiter)
+                try:
+                    await waiter
+                finally:
+                    self._wake = None
+                    if timer is not None:
+                        timer.cancel()
+        finally:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                with anyio.CancelScope(shield=True):
+                    await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _poll(self, key: str, entry: _Entry) -> None:
+    async def _poll(self, key: str, entry: _Entry, due: float) -> None:
         async with self._limiter:
             if self._entries.get(key) is not entry:
                 return
             entry.polls += 1
             self.polls += 1
+            began = self._clock()
             try:
                 await self._check(key)
             except RateLimitError as exc:
                 self.pause(exc.retry_after or self.policy.min_interval * self.policy.time_scale)
             except LTX2Error as exc:
                 log.warning("poll of job %s failed: %s", key, exc)
+            except Exception:
+                # Nothing a check does may end polling for every job (the next one comes on
+                # schedule); a bug shows in the log.
+                log.exception("poll of job %s failed unexpectedly", key)
         if self._entries.get(key) is entry:
-            entry.due = self._clock() + self._next_interval(entry)
+            # What must come within ``ratio`` × the job's age is the next *reading*, not the
+            # next request: count the interval from when this check began, and send the next
+            # one as much earlier as this one took to answer plus how late it started (by at
+            # most _MAX_EARLY of the interval, so a slow provider or a 429 pause never makes
+            # polls much faster). Counted from the end instead, results would come a round
+            # trip or two later than the policy promises.
+            now = self._clock()
+            interval = self._next_interval(entry, began)
+            early = min(now - began + max(0.0, began - due), interval * _MAX_EARLY)
+            entry.due = max(now, began + interval - early)
             self._push(key, entry.due)
+
+
+def _wake_up(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)

@@ -214,6 +214,7 @@ class Emulator:
                 web.put("/upload/{token}", self._upload_put),
                 web.get("/files/{token}/{name}", self._upload_get),
                 web.get("/_emulator/stats", self._stats_handler),
+                web.get("/_emulator/jobs", self._jobs_handler),
                 web.get("/_emulator/health", self._health),
             ]
         )
@@ -760,6 +761,29 @@ class Emulator:
 
     async def _stats_handler(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.stats)
+
+    def job_timeline(self, provider: str | None = None) -> list[dict[str, Any]]:
+        """Every job's timing (for benchmarks): wall-clock ``created_at``, ``due_at`` (when
+        its processing time is over) and ``finished_at`` (when it reached its terminal
+        state, ``None`` while pending), its ``nominal_time`` and ``status_requests``."""
+        return [
+            {
+                "id": job.id,
+                "provider": job.provider,
+                "state": job.state,
+                "created_at": job.created_at,
+                "due_at": job.created_at + job.processing_time,
+                "finished_at": job.finished_at,
+                "nominal_time": job.nominal_time,
+                "processing_time": job.processing_time,
+                "status_requests": job.status_requests,
+            }
+            for job in self.jobs.values()
+            if provider is None or job.provider == provider
+        ]
+
+    async def _jobs_handler(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.job_timeline(request.query.get("provider")))
 
     async def _health(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"status": "ok", "jobs": len(self.jobs)})

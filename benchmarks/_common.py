@@ -1,0 +1,168 @@
+"""What the four benchmarks share: the emulator in its own process, CPU pinning, process
+CPU readings, machine facts, the JSON result line and matplotlib set up for files.
+
+Not a test helper and not part of the package: benchmarks are scripts (see README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+API_KEY = "bench-key"
+
+#: The client (and the receiver) run on core 0, the emulator (and the load generator) on
+#: core 1, so that neither one's CPU time is taken from the other's core. With one core
+#: nothing is pinned and the figures say so.
+CLIENT_CPU = 0
+SERVER_CPU = 1
+
+
+def can_pin() -> bool:
+    return hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2
+
+
+def pin(cpu: int) -> bool:
+    """Pin this process to one core (if there are two); returns whether it did."""
+    if not can_pin():
+        return False
+    os.sched_setaffinity(0, {cpu})
+    return True
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def machine() -> dict[str, Any]:
+    """The facts docs/benchmarks.md states about the machine."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            m = re.search(r"model name\s*:\s*(.+)", fh.read())
+            model = m.group(1).strip() if m else ""
+    except OSError:
+        pass
+    import aiohttp
+
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model or platform.processor(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "aiohttp": aiohttp.__version__,
+        "platform": platform.platform(),
+        "pinned": can_pin(),
+    }
+
+
+@dataclass
+class EmulatorProcess:
+    """``python -m ltx2.emulator`` in a child process, pinned to :data:`SERVER_CPU`."""
+
+    proc: subprocess.Popen[str]
+    url: str
+
+    def provider_url(self, name: str) -> str:
+        return f"{self.url}/{name}"
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"{self.url}{path}", timeout=60) as resp:
+            return json.loads(resp.read())
+
+    def stats(self, provider: str) -> dict[str, Any]:
+        stats: dict[str, Any] = self.get("/_emulator/stats")[provider]
+        return stats
+
+    def jobs(self, provider: str) -> list[dict[str, Any]]:
+        jobs: list[dict[str, Any]] = self.get(f"/_emulator/jobs?provider={provider}")
+        return jobs
+
+    def cpu_seconds(self) -> float:
+        return proc_cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> EmulatorProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_emulator(args: Sequence[str]) -> EmulatorProcess:
+    """Start the emulator on a free loopback port with ``args`` (``--time-scale``, ...)."""
+    cmd = [sys.executable, "-m", "ltx2.emulator", "--host", "127.0.0.1", "--port", "0"]
+    cmd += ["--render", "stub", *args]
+    preexec = (lambda: os.sched_setaffinity(0, {SERVER_CPU})) if can_pin() else None
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, preexec_fn=preexec, env=env)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    m = re.search(r"on (http://\S+)", first)
+    if m is None:
+        proc.kill()
+        raise RuntimeError(f"emulator did not start: {first!r}")
+    emu = EmulatorProcess(proc, m.group(1))
+    # The rest of its banner is small; nothing else is printed, so the pipe never fills.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            emu.get("/_emulator/health")
+            return emu
+        except OSError:
+            if time.monotonic() > deadline:
+                emu.stop()
+                raise
+            time.sleep(0.05)
+
+
+def emit(result: dict[str, Any]) -> None:
+    """Print the machine-readable result: one JSON object on one line, last."""
+    print(json.dumps(result, sort_keys=True), flush=True)
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot, drawing to files (the ``bench`` extra installs it)."""
+    try:
+        import matplotlib
+    except ImportError:
+        sys.exit("plots need matplotlib: pip install 'ltx2[bench]'")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1), by linear interpolation; NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
