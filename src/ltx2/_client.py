@@ -546,15 +546,12 @@ class Client:
         job, as the poller computes it (``ratio`` × the job's age within the policy's bounds,
         scaled; with a webhook expected, at least ``max_interval``). ``age`` and ``webhook``
         stand in for a job the poller does not hold yet."""
-        p = self._poll_policy
-        lo, hi = p.min_interval * p.time_scale, p.max_interval * p.time_scale
-        entry = self._poller._entries.get(key)
-        if entry is not None:
-            age, webhook = self._poller._clock() - entry.started, entry.webhook
-        if age is None:
-            return hi * LEASE_INTERVALS
-        age = max(0.0, age)
-        interval = max(hi, p.ratio * age) if webhook else min(hi, max(lo, p.ratio * age))
+        interval = self._poller.job_interval(key)
+        if interval is None:
+            if age is None:
+                p = self._poll_policy
+                return p.max_interval * p.time_scale * LEASE_INTERVALS
+            interval = self._poller.interval(max(0.0, age), webhook=webhook)
         return interval * LEASE_INTERVALS
 
     async def _check(self, job: Job) -> None:

@@ -111,12 +111,25 @@ class Poller:
         if wake:
             _wake_up(self._wake)
 
-    def _next_interval(self, entry: _Entry, at: float | None = None) -> float:
+    def interval(self, age: float, *, webhook: bool) -> float:
+        """The time between two polls of a job ``age`` seconds old, before jitter: ``ratio``
+        of its age within the policy's bounds (scaled); with a webhook expected, at least
+        ``max_interval``."""
         p = self.policy
-        age = (self._clock() if at is None else at) - entry.started
         lo, hi = p.min_interval * p.time_scale, p.max_interval * p.time_scale
-        interval = max(hi, p.ratio * age) if entry.webhook else min(hi, max(lo, p.ratio * age))
-        return interval * (1.0 - self._rng.uniform(0.0, p.jitter))
+        return max(hi, p.ratio * age) if webhook else min(hi, max(lo, p.ratio * age))
+
+    def job_interval(self, key: str) -> float | None:
+        """:meth:`interval` for a job this poller holds (``None`` if it does not)."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        return self.interval(self._clock() - entry.started, webhook=entry.webhook)
+
+    def _next_interval(self, entry: _Entry, at: float | None = None) -> float:
+        age = (self._clock() if at is None else at) - entry.started
+        jitter = 1.0 - self._rng.uniform(0.0, self.policy.jitter)
+        return self.interval(age, webhook=entry.webhook) * jitter
 
     async def run(self, tg: TaskGroup | None = None) -> None:
         """The polling loop; runs until cancelled. Each check runs as a short task that this
