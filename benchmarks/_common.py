@@ -6,6 +6,7 @@ Not a test helper and not part of the package: benchmarks are scripts (see READM
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,26 @@ def start_emulator(args: Sequence[str]) -> EmulatorProcess:
 def emit(result: dict[str, Any]) -> None:
     """Print the machine-readable result: one JSON object on one line, last."""
     print(json.dumps(result, sort_keys=True), flush=True)
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's command line: its docstring's first paragraph, ``--quick`` and
+    ``--plot``; the script adds its own options."""
+    p = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="a fast smoke run")
+    p.add_argument("--plot", default=None, help="write the plot (PNG) here")
+    return p
+
+
+def finish(
+    result: dict[str, Any], summary: str, plot: Callable[[dict[str, Any], str], None],
+    path: str | None,
+) -> None:  # fmt: skip
+    """Say the figures on stderr, draw the plot if asked, and print the JSON line last."""
+    print(summary, file=sys.stderr)
+    if path:
+        plot(result, path)
+    emit(result)
 
 
 def pyplot() -> Any:

@@ -296,13 +296,11 @@ def plot(result: dict[str, Any], path: str) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="a fast smoke run")
+    p = common.parser(__doc__)
     p.add_argument("--jobs", type=int, default=None)
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--reps", type=int, default=None)
     p.add_argument("--pending", type=int, default=None, help="jobs for the memory figure")
-    p.add_argument("--plot", default=None, help="write the plot (PNG) here")
     p.add_argument("--memory", choices=("traced", "rss"), help=argparse.SUPPRESS)
     p.add_argument("--base", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -315,15 +313,12 @@ def main() -> None:
     args.pending = args.pending or (1000 if args.quick else 10_000)
     result = asyncio.run(bench(args))
     g, a = result["gather"], result["as_completed"]
-    print(
+    summary = (
         f"fan-out: loop {result['baseline_wall']:.2f} s, gather {g['wall']:.2f} s "
         f"({g['ratio']:.2f}x), as_completed {a['wall']:.2f} s ({a['ratio']:.2f}x), target "
-        f"<= 1.5x; pending job {result['pending_bytes_per_job_traced']} B (target < 4096)",
-        file=sys.stderr,
+        f"<= 1.5x; pending job {result['pending_bytes_per_job_traced']} B (target < 4096)"
     )
-    if args.plot:
-        plot(result, args.plot)
-    common.emit(result)
+    common.finish(result, summary, plot, args.plot)
 
 
 if __name__ == "__main__":

@@ -189,13 +189,11 @@ def plot(result: dict[str, Any], path: str) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="a fast smoke run")
+    p = common.parser(__doc__)
     p.add_argument("--jobs", type=int, default=None)
     p.add_argument("--fixed-jobs", type=int, default=None, help="jobs for the 0.1 s poller")
     p.add_argument("--time-scale", type=float, default=None)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--plot", default=None, help="write the plot (PNG) here")
     args = p.parse_args()
     args.jobs = args.jobs or (40 if args.quick else 100)
     args.fixed_jobs = args.fixed_jobs or (4 if args.quick else 10)
@@ -204,14 +202,11 @@ def main() -> None:
     args.time_scale = args.time_scale or (0.03 if args.quick else 0.1)
     result = asyncio.run(bench(args))
     a = result["variants"]["adaptive"]
-    print(
+    summary = (
         f"polling: adaptive median {a['median_requests']} requests/job (target <= 12), "
-        f"{a['late']} of {a['jobs']} late (target 0): {'met' if result['met'] else 'MISSED'}",
-        file=sys.stderr,
+        f"{a['late']} of {a['jobs']} late (target 0): {'met' if result['met'] else 'MISSED'}"
     )
-    if args.plot:
-        plot(result, args.plot)
-    common.emit(result)
+    common.finish(result, summary, plot, args.plot)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import time
 from typing import Any
 
@@ -125,26 +124,21 @@ def plot(result: dict[str, Any], path: str) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="a fast smoke run")
+    p = common.parser(__doc__)
     p.add_argument("--jobs", type=int, default=300)
     p.add_argument("--time-scale", type=float, default=None)
     p.add_argument("--processing-time", type=float, default=1.0, help="provider seconds")
     p.add_argument("--concurrency", type=int, default=50)
-    p.add_argument("--plot", default=None, help="write the plot (PNG) here")
     args = p.parse_args()
     args.time_scale = args.time_scale or (0.02 if args.quick else 0.05)
     result = asyncio.run(bench(args))
-    print(
+    summary = (
         f"rate limits: {result['jobs']} jobs in {result['wall_seconds']} s "
         f"({result['provider_seconds']} provider s); 429s {result['rate_limited_429']} "
         f"(target 0); utilisation {result['utilisation']:.1%} = {result['creates_per_min']} "
-        f"creates/min (target >= 95 %); at most {result['max_concurrent_seen']} running",
-        file=sys.stderr,
+        f"creates/min (target >= 95 %); at most {result['max_concurrent_seen']} running"
     )
-    if args.plot:
-        plot(result, args.plot)
-    common.emit(result)
+    common.finish(result, summary, plot, args.plot)
 
 
 if __name__ == "__main__":

@@ -450,8 +450,7 @@ def plot(result: dict[str, Any], path: str) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="a fast smoke run")
+    p = common.parser(__doc__)
     p.add_argument("--deliveries", type=int, default=None, help="deliveries per round")
     p.add_argument("--rounds", type=int, default=None, help="timed rounds (after a warm-up)")
     p.add_argument("--connections", type=int, default=64)
@@ -461,7 +460,6 @@ def main() -> None:
         default="raw",
         help="load generator: pre-encoded requests on raw sockets (default), or aiohttp",
     )
-    p.add_argument("--plot", default=None, help="write the plot (PNG) here")
     p.add_argument("--generator", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.generator:
@@ -472,16 +470,13 @@ def main() -> None:
     if args.rounds is None:
         args.rounds = 3 if args.quick else 8
     result = asyncio.run(bench(args))
-    print(
+    summary = (
         f"receiver: ltx2 {result['ltx2_per_second']:.0f}/s, bare {result['bare_per_second']:.0f}"
         f"/s, ratio {result['ratio']:.2f} (target >= 0.8: {'met' if result['met'] else 'MISSED'})"
         f"; CPU/delivery ltx2 {result['ltx2_cpu_us']:.0f} µs, bare {result['bare_cpu_us']:.0f}"
-        f" µs, minimal {result['minimal_cpu_us']:.0f} µs",
-        file=sys.stderr,
+        f" µs, minimal {result['minimal_cpu_us']:.0f} µs"
     )
-    if args.plot:
-        plot(result, args.plot)
-    common.emit(result)
+    common.finish(result, summary, plot, args.plot)
 
 
 if __name__ == "__main__":
