@@ -165,6 +165,14 @@ def apply_delivery(record: JobRecord, update: StatusUpdate, job_id: str | None) 
     return True
 
 
+def apply_clear_delivery(record: JobRecord) -> bool:
+    """Drop a delivery that its status read did not confirm; False if there was none."""
+    if record.delivery is None:
+        return False
+    record.delivery = None
+    return True
+
+
 def copy_record(record: JobRecord) -> JobRecord:
     """A copy that shares nothing mutable with ``record`` (its dicts hold plain values).
 

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from .._types import StatusUpdate
-from ._base import JobRecord, Store, apply_created, apply_delivery, apply_update, copy_record
+from ._base import (
+    JobRecord,
+    Store,
+    apply_clear_delivery,
+    apply_created,
+    apply_delivery,
+    apply_update,
+    copy_record,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -83,7 +91,7 @@ class MemoryStore(Store):
     async def clear_delivery(self, key: str) -> None:
         record = self._records.get(key)
         if record is not None:
-            record.delivery = None
+            apply_clear_delivery(record)
 
     async def unfinished(self, provider: str | None = None) -> list[JobRecord]:
         return sorted(

@@ -43,7 +43,16 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from .._types import StatusUpdate
-from ._base import ChangeListener, JobRecord, Store, apply_created, apply_delivery, apply_update
+from ._base import (
+    ChangeListener,
+    JobRecord,
+    Store,
+    apply_clear_delivery,
+    apply_created,
+    apply_delivery,
+    apply_update,
+    copy_record,
+)
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -517,14 +526,14 @@ class RedisStore(Store):
         if record is None:
             return None
         await self._publish(record)
-        return _load(_dump(record))
+        return copy_record(record)
 
     async def update(self, key: str, update: StatusUpdate) -> JobRecord | None:
         record, changed = await self._change(key, lambda r: apply_update(r, update), publish=True)
         if record is None or not changed:
             return None
         await self._publish(record)
-        return _load(_dump(record))
+        return copy_record(record)
 
     async def deliver(
         self, token: str, update: StatusUpdate, job_id: str | None
@@ -547,16 +556,10 @@ class RedisStore(Store):
             return None, False
         if accepted:
             await self._publish(record)
-        return _load(_dump(record)), accepted
+        return copy_record(record), accepted
 
     async def clear_delivery(self, key: str) -> None:
-        def clear(record: JobRecord) -> bool:
-            if record.delivery is None:
-                return False
-            record.delivery = None
-            return True
-
-        await self._change(key, clear, publish=False)
+        await self._change(key, apply_clear_delivery, publish=False)
 
     async def unfinished(self, provider: str | None = None) -> list[JobRecord]:
         client = await self._client_ready()

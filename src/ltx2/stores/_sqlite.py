@@ -22,7 +22,15 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._types import StatusUpdate
-from ._base import JobRecord, Store, apply_created, apply_delivery, apply_update
+from ._base import (
+    JobRecord,
+    Store,
+    apply_clear_delivery,
+    apply_created,
+    apply_delivery,
+    apply_update,
+    copy_record,
+)
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -257,7 +265,7 @@ class SQLiteStore(Store):
         if record is None:
             return None
         await self._publish(record)
-        return _load(_dump(record))
+        return copy_record(record)
 
     async def update(self, key: str, update: StatusUpdate) -> JobRecord | None:
         record, changed = await self._change(
@@ -266,7 +274,7 @@ class SQLiteStore(Store):
         if record is None or not changed:
             return None
         await self._publish(record)
-        return _load(_dump(record))
+        return copy_record(record)
 
     async def deliver(
         self, token: str, update: StatusUpdate, job_id: str | None
@@ -278,16 +286,10 @@ class SQLiteStore(Store):
             return None, False
         if accepted:
             await self._publish(record)
-        return _load(_dump(record)), accepted
+        return copy_record(record), accepted
 
     async def clear_delivery(self, key: str) -> None:
-        def clear(record: JobRecord) -> bool:
-            if record.delivery is None:
-                return False
-            record.delivery = None
-            return True
-
-        await self._change(_SELECT_BY_KEY, (key,), clear)
+        await self._change(_SELECT_BY_KEY, (key,), apply_clear_delivery)
 
     async def unfinished(self, provider: str | None = None) -> list[JobRecord]:
         if provider is None:
