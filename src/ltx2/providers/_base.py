@@ -15,7 +15,7 @@ from typing import Any, ClassVar, TypeGuard
 from urllib.parse import urlsplit
 
 from .._config import Limits
-from .._errors import UnsupportedError
+from .._errors import InvalidRequestError, UnsupportedError
 from .._request import DURATIONS, VideoRequest
 from .._types import HTTPCall, HTTPReply, JobStatus, StatusUpdate
 
@@ -29,6 +29,7 @@ __all__ = [
     "is_http",
     "is_loopback_url",
     "json_object",
+    "require_image",
     "same_origin",
     "seed_input",
     "upload_target",
@@ -255,6 +256,16 @@ def upload_target(body: dict[str, Any], provider: str) -> UploadTarget:
     content_type = body.get("content_type")
     headers = {"Content-Type": content_type} if isinstance(content_type, str) else {}
     return UploadTarget(put_url, file_url, headers)
+
+
+def require_image(image_url: str | None, provider: str) -> str:
+    """The image URL of an image-to-video create, or an InvalidRequestError naming the
+    provider (the client refuses prompt-only requests earlier; this guards direct use)."""
+    if not image_url:
+        raise InvalidRequestError(
+            f"image: {provider}'s image-to-video needs an image", field="image", value=None
+        )
+    return image_url
 
 
 def seed_input(request: VideoRequest, **image: Any) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from ._base import (
     is_loopback_url,
     json_object,
     register,
+    require_image,
     same_origin,
     seed_input,
     status_from,
@@ -132,10 +133,7 @@ class Fal(Provider):
         webhook_url: str | None,
         webhook_secret: str | None,
     ) -> HTTPCall:
-        if not image_url:
-            raise InvalidRequestError(
-                "image: fal's image-to-video needs an image", field="image", value=None
-            )
+        image_url = require_image(image_url, "fal")
         # seed 001 "Full Example": exactly these fields. fal signs webhooks itself, so the
         # per-job secret is not sent.
         body = seed_input(request, image_url=image_url)

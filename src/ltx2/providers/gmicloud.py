@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from .._errors import InvalidRequestError
 from .._request import VideoRequest
 from .._types import HTTPCall, HTTPReply, JobStatus, StatusUpdate
 from ._base import (
@@ -28,6 +27,7 @@ from ._base import (
     UploadTarget,
     json_object,
     register,
+    require_image,
     seed_input,
     status_from,
     upload_target,
@@ -84,10 +84,7 @@ class GMICloud(Provider):
         webhook_url: str | None,
         webhook_secret: str | None,
     ) -> HTTPCall:
-        if not image_url:
-            raise InvalidRequestError(
-                "image: GMI Cloud's image-to-video needs an image", field="image", value=None
-            )
+        image_url = require_image(image_url, "GMI Cloud")
         # seed 002 "Request Format"; GMI has no webhooks, so webhook_url is not sent.
         # Its resolution is a WxH string, and it takes no aspect_ratio.
         payload = seed_input(request, image_uri=image_url)

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .._errors import InvalidRequestError
 from .._request import VideoRequest
 from .._types import HTTPCall, HTTPReply, JobStatus, StatusUpdate
 from ._base import (
@@ -26,6 +25,7 @@ from ._base import (
     is_http,
     json_object,
     register,
+    require_image,
     same_origin,
     seed_input,
     status_from,
@@ -79,10 +79,7 @@ class RunComfy(Provider):
         webhook_url: str | None,
         webhook_secret: str | None,
     ) -> HTTPCall:
-        if not image_url:
-            raise InvalidRequestError(
-                "image: RunComfy's image-to-video needs an image", field="image", value=None
-            )
+        image_url = require_image(image_url, "RunComfy")
         # seed 003 "Input schema"; no webhooks on this API, so webhook_url is not sent.
         body = seed_input(request, image_url=image_url)
         return HTTPCall(
