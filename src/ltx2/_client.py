@@ -300,7 +300,9 @@ class Client:
         name = src.path.name if src.path is not None else f"image.{mime.split('/')[-1]}"
         reply = await self._transport.send(self._provider.upload(name, mime))
         target = self._provider.parse_upload(reply)
-        headers = {k: v for k, v in target.headers.items() if v} or {"Content-Type": mime}
+        # The PUT carries the content type asked for, plus every header the provider said it
+        # must (Eachlabs' required_headers: its presigned URL is signed for them).
+        headers = {"Content-Type": mime, **{k: v for k, v in target.headers.items() if v}}
         await self._transport.put(target.put_url, await src.read(), headers)
         return target.file_url
 

@@ -11,7 +11,7 @@ Every error is an :class:`LTX2Error`::
     │   ├── RateLimitError         429 (.retry_after)
     │   └── ServerError            5xx
     ├── TransportError                          connection failures and timeouts
-    ├── JobFailedError                          the job ended in failure (.job, .message)
+    ├── JobFailedError                          the job ended in failure (.job, .message, .code)
     ├── JobCancelledError                       the job was cancelled
     ├── JobTimeoutError                         result(timeout=) ran out; the job keeps running
     ├── WebhookError                            a delivery that fails verification
@@ -126,12 +126,14 @@ class TransportError(LTX2Error):
 
 
 class JobFailedError(LTX2Error):
-    """The job ended in failure. ``job`` is the :class:`~ltx2.Job`, ``message`` the reason."""
+    """The job ended in failure. ``job`` is the :class:`~ltx2.Job`, ``message`` the reason,
+    ``code`` the provider's error code when it gives one (else ``None``)."""
 
-    def __init__(self, job: Job, message: str) -> None:
+    def __init__(self, job: Job, message: str, code: str | None = None) -> None:
         super().__init__(f"{job.provider} job {job.id} failed: {message}")
         self.job = job
         self.message = message
+        self.code = code
 
 
 class JobCancelledError(LTX2Error):

@@ -169,7 +169,7 @@ class Job:
             )  # fmt: skip
         if update.status is JobStatus.CANCELLED:
             raise JobCancelledError(self)
-        raise JobFailedError(self, update.error or update.raw or "failed")
+        raise JobFailedError(self, update.error or update.raw or "failed", update.error_code)
 
     async def refresh(self) -> JobStatus:
         """Ask the provider for the status now (one request) and return it."""

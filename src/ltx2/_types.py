@@ -51,6 +51,7 @@ class StatusUpdate:
     logs: tuple[str, ...] = ()
     metrics: Mapping[str, Any] = field(default_factory=dict)
     needs_result: bool = False
+    error_code: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (for stores)."""
@@ -67,6 +68,8 @@ class StatusUpdate:
             d["metrics"] = dict(self.metrics)
         if self.needs_result:
             d["needs_result"] = True
+        if self.error_code is not None:
+            d["error_code"] = self.error_code
         return d
 
     @classmethod
@@ -81,6 +84,7 @@ class StatusUpdate:
             logs=tuple(d.get("logs", ())),
             metrics=dict(d.get("metrics", {})),
             needs_result=bool(d.get("needs_result", False)),
+            error_code=d.get("error_code"),
         )
 
 

@@ -256,3 +256,67 @@ async def test_fifty_jobs_never_exceed_limits() -> None:
     for i, t in enumerate(creates):
         in_window = [u for u in creates[i:] if u - t < period]
         assert len(in_window) <= 20
+
+
+def signed(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """The headers of a signed delivery (docs.eachlabs.ai, eachlabs/mintlify-docs
+    api/webhooks/verifying-signatures.mdx), the legacy secret echo included."""
+    import hashlib
+    import hmac
+    import time
+
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {
+        "X-Webhook-Signature": f"sha256={digest}",
+        "X-Webhook-Timestamp": stamp,
+        "X-Webhook-Secret": secret,
+    }
+
+
+async def test_signed_documented_failure_resolves_with_its_message_and_code(
+    receiver: ltx2.WebhookReceiver,
+) -> None:
+    from tests.unit.providers._helpers import load_fixture
+
+    # api/webhooks/payload-reference.mdx "Prediction Failed", signed as
+    # api/webhooks/verifying-signatures.mdx says.
+    documented = load_fixture("eachlabs", "webhook_failed.json")
+    with aioresponses(passthrough=LOOPBACK) as m:
+        sent = mock_eachlabs(m, "p-signed")
+        async with client(receiver, confirm_webhooks=False) as c:
+            job = await c.submit(image=IMAGE, prompt="p")
+            raw = json.dumps({**documented, "exec_id": "p-signed"}, indent=2).encode()
+            status = await post(sent["webhook_url"], raw, signed(sent["webhook_secret"], raw))
+            with pytest.raises(ltx2.JobFailedError) as info:
+                await job.result(timeout=5)
+    assert status == 200
+    error = documented["output"][0]["error"]
+    assert info.value.message == error["error_message"]
+    assert info.value.code == "EXECUTION_TIMEOUT"
+
+
+async def test_bad_signatures_are_refused_even_with_the_right_secret_header(
+    receiver: ltx2.WebhookReceiver,
+) -> None:
+    with aioresponses(passthrough=LOOPBACK) as m:
+        sent = mock_eachlabs(m, "p-sig")
+        async with client(receiver, confirm_webhooks=False) as c:
+            job = await c.submit(image=IMAGE, prompt="p")
+            url, secret = sent["webhook_url"], sent["webhook_secret"]
+            raw = json.dumps(success("p-sig")).encode()
+            altered = raw.replace(b"p-sig.mp4", b"evil.mp4")
+            assert await post(url, altered, signed(secret, raw)) == 401  # body changed
+            stale = signed(secret, raw, timestamp=1_000_000_000)
+            assert await post(url, raw, stale) == 401  # outside 300 s
+            wrong = signed("another-secret", raw)
+            wrong["X-Webhook-Secret"] = secret
+            assert await post(url, raw, wrong) == 401  # signed with another key
+            bad_stamp = {**signed(secret, raw), "X-Webhook-Timestamp": "soon"}
+            assert await post(url, raw, bad_stamp) == 401
+            await asyncio.sleep(0.05)
+            assert not job.done
+            # Re-serialized JSON does not verify; the raw bytes as signed do.
+            assert await post(url, raw, signed(secret, raw)) == 200
+            video = await job.result(timeout=5)
+    assert video.url == "https://cdn/p-sig.mp4"

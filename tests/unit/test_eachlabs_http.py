@@ -10,6 +10,7 @@ import re
 import pytest
 from aioresponses import CallbackResult, aioresponses
 from tests.conftest import FAST_POLL, NO_BACKOFF
+from tests.unit.providers._helpers import load_fixture
 from yarl import URL
 
 import ltx2
@@ -225,25 +226,47 @@ async def test_result_timeout_leaves_job_running() -> None:
             assert not job.done
 
 
-async def test_local_bytes_are_uploaded_through_presign(png: bytes) -> None:
-    put_url = "https://uploads.example.com/put/abc?sig=1"
-    file_url = "https://files.example.com/abc.png"
+async def test_local_bytes_are_uploaded_through_presign_with_required_headers(
+    png: bytes,
+) -> None:
+    # docs.eachlabs.ai api/uploads/presign-upload.mdx: the request and reply of its example.
+    presigned = load_fixture("eachlabs", "presign_reply.json")
+    put_url = presigned["presigned_url"]
     with aioresponses() as m:
-        m.post(f"{BASE}/v1/upload/presign", payload={"upload_url": put_url, "file_url": file_url})
+        m.post(f"{BASE}/v1/upload/presign", payload=presigned)
         m.put(put_url, status=200)
         m.post(CREATE, payload={"status": "success", "predictionID": "p-11"})
         async with client() as c:
             await c.submit(image=png, prompt="p")
         (presign,) = calls(m, "POST", f"{BASE}/v1/upload/presign")
         assert presign.kwargs["json"] == {  # type: ignore[attr-defined]
-            "file_name": "image.png",
             "content_type": "image/png",
+            "file_type": "image",
         }
         (put,) = calls(m, "PUT", put_url)
         assert put.kwargs["data"] == png  # type: ignore[attr-defined]
-        assert "X-API-Key" not in put.kwargs["headers"]  # type: ignore[attr-defined]
+        headers = put.kwargs["headers"]  # type: ignore[attr-defined]
+        assert headers["x-amz-meta-file-id"] == presigned["required_headers"]["x-amz-meta-file-id"]
+        assert headers["Content-Type"] == "image/png"
+        assert "X-API-Key" not in headers
         (create,) = calls(m, "POST", CREATE)
-        assert create.kwargs["json"]["input"]["image_url"] == file_url  # type: ignore[attr-defined]
+        image_url = create.kwargs["json"]["input"]["image_url"]  # type: ignore[attr-defined]
+        assert image_url == presigned["public_url"]
+
+
+async def test_polled_failure_carries_the_documented_code_and_message() -> None:
+    # docs.eachlabs.ai api/predictions/get-prediction.mdx, "Failed Prediction".
+    failed = load_fixture("eachlabs", "status_error.json")
+    with aioresponses() as m:
+        m.post(CREATE, payload=load_fixture("eachlabs", "create_reply.json"))
+        m.get(re.compile(r".*/v1/prediction/abc123-def456-ghi789$"), payload=failed)
+        async with client() as c:
+            job = await c.submit(image=IMAGE, prompt="p")
+            with pytest.raises(ltx2.JobFailedError) as info:
+                await job
+    assert info.value.message == failed["output"]["error_message"]
+    assert info.value.code == "PROVIDER_RATE_LIMIT"
+    assert "{" not in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,8 @@ class ProviderAPI:
     name: ClassVar[str]
     # Seconds between webhook tries, before scaling; empty for providers without webhooks.
     retry_delays: ClassVar[tuple[float, ...]] = ()
+    # Whether a cancelled job gets a webhook.
+    webhook_on_cancel: ClassVar[bool] = True
 
     def __init__(self, emu: Emulator) -> None:
         self.emu = emu
@@ -73,6 +75,16 @@ class ProviderAPI:
     def routes(self) -> list[web.RouteDef]:
         """The provider's routes (already wrapped)."""
         raise NotImplementedError
+
+    def root_routes(self) -> list[web.RouteDef]:
+        """The same endpoints at the provider's real paths, for its host-root listener: the
+        routes under ``/{name}/`` without that prefix."""
+        prefix = f"/{self.name}/"
+        return [
+            web.RouteDef(rd.method, rd.path[len(prefix) - 1 :], rd.handler, rd.kwargs)
+            for rd in self.routes()
+            if isinstance(rd, web.RouteDef) and rd.path.startswith(prefix)
+        ]
 
     def input_error(self, exc: InputError) -> web.Response:
         """How the provider reports a rejected input (default: its error body, 400)."""

@@ -1,10 +1,14 @@
-"""Eachlabs (seeds/000_9b0f03b3c1d56c7f.txt) under ``/eachlabs``."""
+"""Eachlabs (seeds/000_9b0f03b3c1d56c7f.txt and docs.eachlabs.ai, whose source is the
+``eachlabs/mintlify-docs`` repository) under ``/eachlabs``, or at a host root."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import json
 import random
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,8 +39,10 @@ class EachlabsAPI(ProviderAPI):
     """``POST /v1/prediction/``, ``GET /v1/prediction/{id}``, cancel, presigned upload."""
 
     name = "eachlabs"
-    # DESIGN provider table: "3 tries ~10 s apart".
+    # api/webhooks/payload-reference.mdx: "up to 3 times in total ... roughly 10 seconds apart".
     retry_delays = (10.0, 10.0)
+    # api/webhooks/payload-reference.mdx: "cancellations do not trigger one".
+    webhook_on_cancel = False
 
     def routes(self) -> list[web.RouteDef]:
         """Seed 000's paths (plus the newer presign and cancel endpoints)."""
@@ -146,20 +152,22 @@ class EachlabsAPI(ProviderAPI):
         self.emu.count_status(job)
         now = self.emu.now()
         status = _STATUS[job.stage(now)]
+        # api/predictions/get-prediction.mdx "Response": id, input, status, output, logs,
+        # metrics, urls {cancel, get}.
+        get_url = f"{self.emu.base_for(request, self.name)}/v1/prediction/{job.id}"
         body: dict[str, Any] = {
             "id": job.id,
             "predictionID": job.id,
             "status": status,
             "input": job.request.get("input", {}),
             "output": self.emu.media_url(job) if job.state == "succeeded" else None,
+            "logs": None,
             "metrics": {"predict_time": job.elapsed_nominal(now)},
+            "urls": {"cancel": f"{get_url}/cancel", "get": get_url},
         }
         if job.state == "failed":
-            assert job.failure is not None
-            body["message"] = "Prediction failed"
-            body["details"] = job.failure.message
-        elif job.state == "cancelled":
-            body["message"] = "Prediction cancelled"
+            # "Failed Prediction": output is {error_code, error_message}.
+            body["output"] = _error_object(job)
         return self.json(body)
 
     async def cancel(self, request: web.Request, key: str) -> web.StreamResponse:
@@ -176,42 +184,101 @@ class EachlabsAPI(ProviderAPI):
         )
 
     async def presign(self, request: web.Request, key: str) -> web.StreamResponse:
-        """Newer docs: ``POST /v1/upload/presign`` -> ``{upload_url, file_url}``, then PUT."""
+        """api/uploads/presign-upload.mdx: ``POST /v1/upload/presign`` ``{content_type,
+        file_type?, ttl_days?}`` -> ``{id, presigned_url, public_url, expires_at,
+        required_headers}``; the PUT is refused (403) without every required header."""
         body = await self.body(request)
-        file_name = body.get("file_name")
-        content_type = body.get("content_type", "application/octet-stream")
-        if not isinstance(file_name, str) or not file_name:
-            raise InputError("file_name", "file_name is required")
-        if not isinstance(content_type, str):
-            raise InputError("content_type", "content_type must be a string")
-        upload_url, file_url = self.emu.new_upload(self.name, file_name, content_type)
-        return self.json({"upload_url": upload_url, "file_url": file_url})
+        content_type = body.get("content_type")
+        if not isinstance(content_type, str) or not content_type:
+            # "400 {"error": "content_type is required"}"
+            return self.json({"error": "content_type is required"}, status=400)
+        file_type = body.get("file_type")
+        if file_type is not None and file_type not in ("image", "video", "audio", "other"):
+            return self.json(
+                {"error": "file_type must be one of image, video, audio, other"}, status=400
+            )
+        file_id = self.emu.new_id()
+        extension = content_type.rsplit("/", 1)[-1].split(";")[0].strip() or "bin"
+        required = {"x-amz-meta-file-id": file_id}
+        upload_url, file_url = self.emu.new_upload(
+            self.name, f"{file_id}.{extension}", content_type, required
+        )
+        expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 15 * 60))
+        return self.json(
+            {
+                "id": file_id,
+                "presigned_url": upload_url,
+                "public_url": file_url,
+                "expires_at": expires,
+                "required_headers": required,
+            }
+        )
 
     def webhook(self, job: Job, variant: str, rng: random.Random) -> tuple[bytes, dict[str, str]]:
-        """seed 000, Webhook: ``{exec_id, status: succeeded|failed, output, error}``; the
-        ``webhook_secret`` comes back in ``X-Webhook-Secret`` (DESIGN)."""
+        """api/webhooks/payload-reference.mdx: ``{exec_id, flow_id, status:
+        succeeded|failed, output, error: ""}``; a success's ``output`` is ``{url}``, a
+        failure's an array whose first item's ``error`` is ``{error_code, error_message}``.
+        With a ``webhook_secret``: signed (api/webhooks/verifying-signatures.mdx), the same
+        signature and timestamp on every try, plus the legacy ``X-Webhook-Secret``."""
         ok = job.state == "succeeded"
         if variant == "conflicting":
             ok = not ok
-        output = self.emu.media_url(job) if ok else ""
-        error = "" if ok else _failure_message(job)
         headers = {"Content-Type": "application/json"}
         secret = job.webhook_secret
         if variant == "forged":
-            # Claims success with someone else's file, without the right secret.
-            ok, output, error = True, "https://attacker.invalid/forged.mp4", ""
-            choice = rng.choice(("wrong", "missing")) if secret else "missing"
-            if choice == "wrong":
+            # Claims success with someone else's file, without the right secret or signature.
+            payload = _payload(job.id, True, {"url": "https://attacker.invalid/forged.mp4"})
+            body = json.dumps(payload).encode()
+            how = rng.choice(("wrong", "missing", "bad_signature")) if secret else "missing"
+            if how == "wrong":
                 headers["X-Webhook-Secret"] = rng.randbytes(16).hex()
-        elif secret:
+            elif how == "bad_signature":
+                stamp = str(int(time.time()))
+                headers["X-Webhook-Timestamp"] = stamp
+                headers["X-Webhook-Signature"] = "sha256=" + rng.randbytes(32).hex()
+            return body, headers
+        output: Any = {"url": self.emu.media_url(job)} if ok else [_failed_step(job)]
+        body = json.dumps(_payload(job.id, ok, output)).encode()
+        if secret:
+            # Computed once per delivery (every retry carries the same ones).
+            stamps = job.extra.setdefault("eachlabs_timestamps", {})
+            stamp = stamps.setdefault(variant, str(int(time.time())))
+            digest = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256)
+            headers["X-Webhook-Signature"] = "sha256=" + digest.hexdigest()
+            headers["X-Webhook-Timestamp"] = stamp
             headers["X-Webhook-Secret"] = secret
-        payload = {
-            "exec_id": job.id,
-            "status": "succeeded" if ok else "failed",
-            "output": output,
-            "error": error,
-        }
-        return json.dumps(payload).encode(), headers
+        return body, headers
+
+
+def _payload(job_id: str, ok: bool, output: Any) -> dict[str, Any]:
+    return {
+        "exec_id": job_id,
+        "flow_id": None,
+        "status": "succeeded" if ok else "failed",
+        "output": output,
+        "error": "",
+    }
+
+
+def _failed_step(job: Job) -> dict[str, Any]:
+    return {"id": "", "status": "", "output": "", "error": _error_object(job)}
+
+
+#: Our failure kinds -> V1 error codes in the docs' style (api/predictions/get-prediction.mdx
+#: names PROVIDER_RATE_LIMIT and INPUT_VALIDATION_ERROR; the others are the emulator's own).
+_ERROR_CODES = {
+    "image_download": "INPUT_VALIDATION_ERROR",
+    "image_decode": "INPUT_VALIDATION_ERROR",
+    "internal": "INTERNAL_ERROR",
+}
+
+
+def _error_object(job: Job) -> dict[str, str]:
+    kind = job.failure.kind if job.failure is not None else "internal"
+    return {
+        "error_code": _ERROR_CODES.get(kind, "INTERNAL_ERROR"),
+        "error_message": _failure_message(job),
+    }
 
 
 def _failure_message(job: Job) -> str:

@@ -1,4 +1,6 @@
-"""The :class:`Emulator`: one aiohttp server hosting all five providers under prefixes."""
+"""The :class:`Emulator`: one aiohttp server hosting all five providers under prefixes, and
+one listener per provider serving its real paths from the host root (for official SDKs that
+keep only a base URL's host)."""
 
 from __future__ import annotations
 
@@ -79,10 +81,15 @@ class _Upload:
     file_name: str
     content_type: str
     data: bytes | None = None
+    required_headers: dict[str, str] | None = None
 
 
 class _FetchError(Exception):
     pass
+
+
+#: On a provider's host-root app: which provider it serves.
+_ROOT_OF = web.AppKey("ltx2_emulator_root_of", str)
 
 
 class Emulator:
@@ -157,6 +164,9 @@ class Emulator:
         self._pending_count: dict[str, int] = dict.fromkeys(PROVIDERS, 0)
         self._uploads: dict[str, _Upload] = {}
         self._runner: web.AppRunner | None = None
+        self._root_runners: list[web.AppRunner] = []
+        self._roots: dict[str, str] = {}
+        self._session_tokens: set[str] = set()
         self._session: aiohttp.ClientSession | None = None
         self._dir: Path | None = None
         self._closing = asyncio.Event()
@@ -205,7 +215,7 @@ class Emulator:
         for cls in classes:
             provider_api = cls(self)
             self._apis[provider_api.name] = provider_api
-        app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=[self._middleware()])
+        app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=[self._middleware(None)])
         for api in self._apis.values():
             app.router.add_routes(api.routes())
         app.router.add_routes(
@@ -229,14 +239,34 @@ class Emulator:
             raise
         self._runner = runner
         port = runner.addresses[0][1]
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
-        if ":" in host:
-            host = f"[{host}]"
-        self._url = f"{'https' if self.ssl else 'http'}://{host}:{port}"
+        self._url = self._base(port)
         self.port = port
+        try:
+            for api in self._apis.values():
+                await self._start_root(api)
+        except BaseException:
+            await self.stop()
+            raise
         self._session = aiohttp.ClientSession()
         if self.render == "stub":
             self._stub = await self._make_stub()
+
+    def _base(self, port: int) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{'https' if self.ssl else 'http'}://{host}:{port}"
+
+    async def _start_root(self, api: ProviderAPI) -> None:
+        """A listener serving ``api``'s real paths from its root (its own free port)."""
+        app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=[self._middleware(api)])
+        app[_ROOT_OF] = api.name
+        app.router.add_routes(api.root_routes())
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        self._root_runners.append(runner)
+        await web.TCPSite(runner, self.host, 0, ssl_context=self.ssl).start()
+        self._roots[api.name] = self._base(runner.addresses[0][1])
 
     async def stop(self) -> None:
         """Cancel every background task, close the server and the client session."""
@@ -252,6 +282,10 @@ class Emulator:
             self._tasks.difference_update(tasks)
         runner, self._runner = self._runner, None
         await runner.cleanup()
+        roots, self._root_runners = self._root_runners, []
+        for root in roots:
+            await root.cleanup()
+        self._roots.clear()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -272,6 +306,28 @@ class Emulator:
         if name not in PROVIDERS:
             raise ValueError(f"unknown provider {name!r}; one of {', '.join(PROVIDERS)}")
         return f"{self.url}/{name}"
+
+    def root_url(self, name: str) -> str:
+        """The listener that serves provider ``name`` at its real paths from the host root
+        (``http://127.0.0.1:PORT``), for SDKs that keep only a base URL's host (AI/ML API's,
+        fal-client's module URLs, gmicloud's): e.g. ``Client("aimlapi", base_url=...)`` or
+        ``aimlapi.AsyncAIMLAPI(base_url=f"{root}/v1")``."""
+        if name not in PROVIDERS:
+            raise ValueError(f"unknown provider {name!r}; one of {', '.join(PROVIDERS)}")
+        if name not in self._roots:
+            raise RuntimeError("the emulator is not started")
+        return self._roots[name]
+
+    def base_for(self, request: web.Request, name: str) -> str:
+        """The base URL ``request`` reached provider ``name`` at: its host-root listener or
+        its prefix on the main one (for URLs the provider puts in its replies)."""
+        if request.app.get(_ROOT_OF) == name:
+            return self._roots[name]
+        return self.provider_url(name)
+
+    def add_session_token(self, token: str) -> None:
+        """Accept ``token`` as a key from now on (GMI Cloud's login issues session tokens)."""
+        self._session_tokens.add(token)
 
     @property
     def fal_jwks_url(self) -> str:
@@ -307,7 +363,9 @@ class Emulator:
 
     def key_ok(self, key: str) -> bool:
         """Whether ``key`` is accepted."""
-        return bool(key) and (self.api_keys is None or key in self.api_keys)
+        return bool(key) and (
+            self.api_keys is None or key in self.api_keys or key in self._session_tokens
+        )
 
     def spawn(self, coro: Coroutine[Any, Any, T], name: str | None = None) -> asyncio.Task[T]:
         """Run ``coro`` as a task the emulator owns and cancels on :meth:`stop`."""
@@ -351,12 +409,34 @@ class Emulator:
             return False
         return (parts.hostname or "") in {"127.0.0.1", "localhost", "::1", self.host}
 
-    def new_upload(self, provider: str, file_name: str, content_type: str) -> tuple[str, str]:
-        """Register a presigned upload; returns ``(upload_url, file_url)``."""
+    def new_upload(
+        self,
+        provider: str,
+        file_name: str,
+        content_type: str,
+        required_headers: Mapping[str, str] | None = None,
+    ) -> tuple[str, str]:
+        """Register a presigned upload; returns ``(upload_url, file_url)``. A PUT to it that
+        lacks any of ``required_headers`` (or changes one) is refused with 403, as a
+        storage URL signed for those headers refuses it."""
         token = uuid.UUID(int=self._ids.getrandbits(128), version=4).hex
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", file_name.rsplit("/", 1)[-1])[:120] or "file"
-        self._uploads[token] = _Upload(provider, safe, content_type or "application/octet-stream")
+        self._uploads[token] = _Upload(
+            provider,
+            safe,
+            content_type or "application/octet-stream",
+            required_headers=dict(required_headers) if required_headers else None,
+        )
         return f"{self.url}/upload/{token}", f"{self.url}/files/{token}/{quote(safe)}"
+
+    def store_upload(self, provider: str, file_name: str, content_type: str, data: bytes) -> str:
+        """Keep an uploaded file (fal's one-step CDN upload); returns its URL."""
+        _, file_url = self.new_upload(provider, file_name, content_type)
+        token = urlsplit(file_url).path.split("/")[2]
+        upload = self._uploads[token]
+        upload.data = data
+        self.stats[provider]["uploads"] += 1
+        return file_url
 
     # -- faults and limits -----------------------------------------------------------------
 
@@ -478,7 +558,8 @@ class Emulator:
         """For a ``webhook_early`` job: wait for it to end and deliver its webhook now."""
         if job.extra.get("early"):
             await job.done.wait()
-            await self.webhooks.send_all(job)
+            if job.state != "cancelled" or api_sends_on_cancel(self.api(job.provider)):
+                await self.webhooks.send_all(job)
 
     def cancel_job(self, job: Job) -> bool:
         """Cancel ``job`` if it has not finished; returns whether it did."""
@@ -693,7 +774,7 @@ class Emulator:
 
     # -- emulator-wide routes --------------------------------------------------------------
 
-    def _middleware(self) -> Any:
+    def _middleware(self, fixed: ProviderAPI | None) -> Any:
         @web.middleware
         async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
             try:
@@ -702,7 +783,7 @@ class Emulator:
             except web.HTTPException as exc:
                 if exc.status < 400:
                     raise
-                api = self._api_for(request.path)
+                api = fixed or self._api_for(request.path)
                 if api is None:
                     return web.json_response({"error": exc.reason}, status=exc.status)
                 return api.error(exc.status, exc.reason, f"{request.method} {request.path}")
@@ -710,7 +791,7 @@ class Emulator:
                 raise
             except Exception:
                 log.exception("emulator: %s %s failed", request.method, request.path)
-                api = self._api_for(request.path)
+                api = fixed or self._api_for(request.path)
                 if api is None:
                     return web.json_response({"error": "internal error"}, status=500)
                 return api.error(500, "Internal server error")
@@ -741,6 +822,13 @@ class Emulator:
         upload = self._uploads.get(request.match_info["token"])
         if upload is None:
             return web.json_response({"error": "unknown or expired upload URL"}, status=404)
+        for name, value in (upload.required_headers or {}).items():
+            if request.headers.get(name) != value:
+                # S3's answer to a PUT whose signed headers are missing or changed.
+                return web.Response(
+                    status=403,
+                    text=f"SignatureDoesNotMatch: the request lacks the signed header {name}",
+                )
         if request.content_length is not None and request.content_length > MAX_FILE_BYTES:
             return web.json_response({"error": "file larger than 50 MB"}, status=413)
         data = await request.read()
@@ -787,6 +875,11 @@ class Emulator:
 
     async def _health(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"status": "ok", "jobs": len(self.jobs)})
+
+
+def api_sends_on_cancel(api: ProviderAPI) -> bool:
+    """Whether the provider sends a webhook for a cancelled job."""
+    return api.webhook_on_cancel
 
 
 def _new_stats() -> dict[str, Any]:

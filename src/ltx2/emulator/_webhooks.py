@@ -38,6 +38,8 @@ class WebhookDispatcher:
         api = self.emu.api(job.provider)
         if not api.retry_delays:
             return
+        if job.state == "cancelled" and not api.webhook_on_cancel:
+            return
         faults = api.stats["faults"]
         dice = self.emu.dice
         if dice.roll("webhook_drop"):

@@ -1,12 +1,19 @@
-"""Eachlabs: ``ltx-v-2-image-to-video-fast`` (seed 000_9b0f03b3c1d56c7f.txt).
+"""Eachlabs: ``ltx-v-2-image-to-video-fast`` (seed 000_9b0f03b3c1d56c7f.txt; docs.eachlabs.ai,
+whose source is the ``eachlabs/mintlify-docs`` repository, cited below by its paths).
 
 Create ``POST /v1/prediction/`` ``{model, input, webhook_url, webhook_secret}`` →
-``{status: "success", message, predictionID}``; poll ``GET /v1/prediction/{id}``; cancel
-``POST /v1/prediction/{id}/cancel`` (newer docs, best effort). Webhooks
-``{exec_id, status: succeeded|failed, output, error}`` with the per-job ``webhook_secret``
-echoed in ``X-Webhook-Secret``. Local images go through the presigned upload
-``POST /v1/upload/presign`` then ``PUT`` (newer docs), because the seed says data URIs and
-localhost URLs are rejected.
+``{status: "success", message, predictionID}``; poll ``GET /v1/prediction/{id}``
+(``created, starting, processing`` → ``success, error, cancelled``; a classified failure
+has ``output: {error_code, error_message}``; replies carry ``urls.get``/``urls.cancel``);
+cancel ``POST /v1/prediction/{id}/cancel`` (best effort). Webhooks
+``{exec_id, flow_id, status: succeeded|failed, output, error}``: ``output`` is a string, an
+object or an array, and a failure's ``output[0].error`` is ``{error_code, error_message}``
+or a string (api/webhooks/payload-reference.mdx). With a ``webhook_secret`` they are signed
+(``X-Webhook-Signature``, checked by :mod:`ltx2.webhooks._eachlabs_verify`) and still carry
+the legacy ``X-Webhook-Secret``. Local images go through ``POST /v1/upload/presign``
+``{content_type, file_type}`` → ``{presigned_url, public_url, required_headers}``, then a
+``PUT`` carrying every required header (api/uploads/presign-upload.mdx), because the seed
+says data URIs and localhost URLs are rejected.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from ._base import (
     Provider,
     UploadTarget,
     generic_error,
+    is_http,
+    json_object,
     register,
     seed_input,
     status_from,
@@ -50,8 +59,9 @@ _STATUS = {
 
 
 def _output_url(output: Any) -> str | None:
-    """``output`` is a URL string (seed 000); newer replies use ``{url}`` or a list of step
-    results whose last item carries the URL."""
+    """``output`` is a URL string (seed 000, api/predictions/get-prediction.mdx), an object
+    with ``url`` or an array (api/webhooks/payload-reference.mdx: "string, array, or object"),
+    whose last item carrying a URL wins."""
     if isinstance(output, str):
         return output or None
     if isinstance(output, dict):
@@ -69,23 +79,33 @@ def _output_url(output: Any) -> str | None:
     return None
 
 
-def _output_error(output: Any) -> str | None:
+def _failure(output: Any, *fallbacks: Any) -> tuple[str | None, str | None]:
+    """``(message, code)`` of a failure. Polled: ``output`` is ``{error_code, error_message}``
+    (api/predictions/get-prediction.mdx "Failed Prediction"). Webhook: ``output`` is an array
+    whose first item's ``error`` is that object or a string (api/webhooks/payload-reference.mdx
+    "Prediction Failed"). Older replies put the reason in ``error``/``message``/``details``
+    (seed 000 errors table), tried after ``output``."""
+    candidates: list[Any] = [output]
     if isinstance(output, list):
-        for item in output:
-            if isinstance(item, dict) and item.get("error"):
-                return str(item["error"])
-    if isinstance(output, dict) and output.get("error"):
-        return str(output["error"])
-    return None
-
-
-def _error_text(*values: Any) -> str | None:
-    for value in values:
+        candidates = [item.get("error") for item in output if isinstance(item, dict)]
+    elif isinstance(output, dict) and "error_code" not in output and "error_message" not in output:
+        candidates = [output.get("error")]
+    for value in (*candidates, *fallbacks):
         if isinstance(value, dict):
-            value = value.get("message") or value.get("error")
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return None
+            message, code = value.get("error_message"), value.get("error_code")
+            if not isinstance(message, str) or not message.strip():
+                message = value.get("message") or value.get("error")
+            text = message.strip() if isinstance(message, str) and message.strip() else None
+            code_text = code.strip() if isinstance(code, str) and code.strip() else None
+            if text or code_text:
+                return text or code_text, code_text
+        elif isinstance(value, str) and value.strip() and not _is_url(value):
+            return value.strip(), None
+    return None, None
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("https://", "http://"))
 
 
 @register
@@ -134,7 +154,7 @@ class Eachlabs(Provider):
         )
 
     def parse_create(self, reply: HTTPReply) -> Created:
-        body = reply.json()
+        body = json_object(reply.json(), "eachlabs create reply")
         job_id = body.get("predictionID") or body.get("prediction_id") or body.get("id")
         if not isinstance(job_id, str) or not job_id:
             raise ValueError(f"eachlabs create reply has no predictionID: {body!r:.200}")
@@ -146,9 +166,7 @@ class Eachlabs(Provider):
         )
 
     def parse_status(self, reply: HTTPReply) -> StatusUpdate:
-        body = reply.json()
-        if not isinstance(body, dict):
-            raise ValueError(f"eachlabs status reply is not an object: {body!r:.200}")
+        body = json_object(reply.json(), "eachlabs status reply")
         raw = str(body.get("status", ""))
         status = status_from(_STATUS, raw, self.name)
         output = body.get("output")
@@ -159,8 +177,10 @@ class Eachlabs(Provider):
                 return StatusUpdate(JobStatus.FAILED, raw, error="succeeded without output")
             return StatusUpdate(status, raw, video_url=url, metrics=metrics or {})
         if status is JobStatus.FAILED:
-            error = _error_text(body.get("error"), body.get("message"), body.get("details"))
-            return StatusUpdate(status, raw, error=error or _output_error(output) or raw)
+            error, code = _failure(
+                output, body.get("error"), body.get("message"), body.get("details")
+            )
+            return StatusUpdate(status, raw, error=error or raw, error_code=code)
         return StatusUpdate(status, raw, metrics=metrics or {})
 
     def cancel(self, job_id: str, meta: Mapping[str, str]) -> HTTPCall:
@@ -173,21 +193,39 @@ class Eachlabs(Provider):
         )
 
     def upload(self, file_name: str, content_type: str) -> HTTPCall:
+        # api/uploads/presign-upload.mdx, step 1: {content_type, file_type}; file_type is one
+        # of image, video, audio, other. No file name is sent (the docs take none).
+        kind = content_type.split("/", 1)[0]
+        file_type = kind if kind in ("image", "video", "audio") else "other"
         return HTTPCall(
             "POST",
             f"{self.base_url}/v1/upload/presign",
             "upload",
             self.auth_headers(),
-            json={"file_name": file_name, "content_type": content_type},
+            json={"content_type": content_type, "file_type": file_type},
         )
 
     def parse_upload(self, reply: HTTPReply) -> UploadTarget:
-        body = reply.json()
-        put_url = body.get("upload_url") or body.get("presigned_url") or body.get("url")
-        file_url = body.get("file_url") or body.get("public_url")
-        if not put_url or not file_url:
-            raise ValueError(f"eachlabs presign reply lacks upload_url/file_url: {body!r:.200}")
-        return UploadTarget(put_url, file_url, {"Content-Type": body.get("content_type", "")})
+        # api/uploads/presign-upload.mdx: {id, presigned_url, public_url, expires_at,
+        # required_headers}; the PUT must carry every required header verbatim (or storage
+        # answers 403). upload_url/file_url: the form this SDK's emulator used to answer.
+        body = json_object(reply.json(), "eachlabs presign reply")
+        put_url = body.get("presigned_url") or body.get("upload_url")
+        file_url = body.get("public_url") or body.get("file_url")
+        if not is_http(put_url) or not is_http(file_url):
+            raise ValueError(
+                f"eachlabs presign reply lacks presigned_url/public_url: {body!r:.200}"
+            )
+        required = body.get("required_headers")
+        if required is None:
+            required = {}
+        if not isinstance(required, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in required.items()
+        ):
+            raise ValueError(
+                f"eachlabs presign reply: required_headers is not a string map: {required!r:.200}"
+            )
+        return UploadTarget(put_url, file_url, dict(required))
 
     def parse_error(self, reply: HTTPReply) -> tuple[str, Any, str | None]:
         # seed 000: {"status": "error", "message": "...", "details": "..."}; newer: {"error"}
@@ -215,8 +253,10 @@ class Eachlabs(Provider):
             else:
                 update = StatusUpdate(status, raw, video_url=url)
         elif status is JobStatus.FAILED:
-            error = _error_text(body.get("error"), body.get("message")) or _output_error(output)
-            update = StatusUpdate(status, raw, error=error or "failed")
+            # The top-level "error" is always "" (payload-reference.mdx); older deliveries
+            # (seed 000) put the reason there.
+            error, code = _failure(output, body.get("error"), body.get("message"))
+            update = StatusUpdate(status, raw, error=error or "failed", error_code=code)
         else:
             update = StatusUpdate(status, raw)
         return Delivery(str(job_id) if job_id else None, update)

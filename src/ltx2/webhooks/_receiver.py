@@ -2,7 +2,8 @@
 
 A delivery's URL is ``{public_url}/{provider}/{token}``; the token is the job's 128-bit secret,
 looked up in the store and compared in constant time. Where the provider authenticates its
-deliveries that is checked too (Eachlabs' ``X-Webhook-Secret``, fal's Ed25519 signature). The
+deliveries that is checked too (Eachlabs' HMAC signature or ``X-Webhook-Secret``, fal's
+Ed25519 signature). The
 receiver then hands the delivery to the store and answers 200 at once; the client that awaits
 the job does the rest. Nothing a sender does crashes it: unknown token 404, bad JSON 400, a
 body over the limit 413, failed verification 401.
@@ -23,6 +24,7 @@ from aiohttp import web
 from .._errors import WebhookError
 from ..providers import PROVIDERS, Provider, get
 from ..stores import MemoryStore, Store
+from ._eachlabs_verify import verify_eachlabs, verify_secret
 from ._fal_verify import FAL_JWKS_URLS, parse_jwks, verify_fal_signature
 
 __all__ = ["WebhookReceiver", "verify_secret"]
@@ -31,27 +33,6 @@ log = logging.getLogger("ltx2.webhooks")
 
 #: Bodies above this are refused with 413 (LTX-2 webhooks carry a URL, not the video).
 DEFAULT_MAX_BODY = 1024 * 1024
-
-
-def verify_secret(headers: Mapping[str, str], expected: str | None) -> None:
-    """Eachlabs echoes the per-job ``webhook_secret`` in ``X-Webhook-Secret``; compare it in
-    constant time. Raises :class:`ltx2.WebhookError`."""
-    if expected is None:
-        return
-    given = _header(headers, "x-webhook-secret")
-    if given is None:
-        raise WebhookError("missing X-Webhook-Secret header")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise WebhookError("X-Webhook-Secret does not match")
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        for key, v in headers.items():
-            if key.lower() == name:
-                return v
-    return value
 
 
 class _JWKSCache:
@@ -227,7 +208,13 @@ class WebhookReceiver:
         try:
             scheme = cls.capabilities.webhooks
             if scheme == "secret":
-                verify_secret(request.headers, record.webhook_secret)
+                verify_eachlabs(
+                    body,
+                    request.headers,
+                    record.webhook_secret,
+                    now=self._clock(),
+                    tolerance=self.timestamp_tolerance,
+                )
             elif scheme is not None:
                 await self._verify(provider, body, request.headers, record.webhook_secret)
         except WebhookError as exc:
@@ -251,7 +238,9 @@ class WebhookReceiver:
         cls = self._provider_class(provider)
         scheme = cls.capabilities.webhooks if cls is not None else None
         if scheme == "secret":
-            verify_secret(headers, secret)
+            verify_eachlabs(
+                body, headers, secret, now=self._clock(), tolerance=self.timestamp_tolerance
+            )
         elif scheme == "ed25519":
             now = self._clock()
             keys = await self._jwks.keys()

@@ -77,16 +77,15 @@ async def hosted_image(
     async def upload(emu: Emulator) -> str:
         async with http.post(
             emu.provider_url("eachlabs") + "/v1/upload/presign",
-            json={"file_name": "cat.jpg", "content_type": "image/jpeg"},
+            json={"content_type": "image/jpeg", "file_type": "image"},
             headers={"X-API-Key": "k"},
         ) as resp:
             assert resp.status == 200, await resp.text()
             urls = await resp.json()
-        async with http.put(
-            urls["upload_url"], data=jpeg, headers={"Content-Type": "image/jpeg"}
-        ) as resp:
+        headers = {"Content-Type": "image/jpeg", **urls["required_headers"]}
+        async with http.put(urls["presigned_url"], data=jpeg, headers=headers) as resp:
             assert resp.status == 200
-        return str(urls["file_url"])
+        return str(urls["public_url"])
 
     return upload
 

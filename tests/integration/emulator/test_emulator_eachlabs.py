@@ -255,33 +255,43 @@ async def test_unreachable_image_ends_in_error_with_message_and_details(
     _, body, _ = await create(http, emu, missing)
     async with http.get(url(emu, f"/v1/prediction/{body['predictionID']}"), headers=H) as resp:
         got = await resp.json()
+    # docs.eachlabs.ai api/predictions/get-prediction.mdx, "Failed Prediction".
     assert got["status"] == "error"
-    assert got["output"] is None
-    assert got["message"]
-    assert "download" in got["details"]
+    assert set(got["output"]) == {"error_code", "error_message"}
+    assert "download" in got["output"]["error_message"]
 
 
-async def test_presigned_upload_round_trip(
+async def test_presigned_upload_round_trip_needs_the_required_headers(
     emu: Emulator, http: aiohttp.ClientSession, jpeg: bytes
 ) -> None:
+    # docs.eachlabs.ai api/uploads/presign-upload.mdx: the request of its example, and the
+    # reply's fields; the PUT must carry every required header.
     async with http.post(
         url(emu, "/v1/upload/presign"),
-        json={"file_name": "../cat photo.jpg", "content_type": "image/jpeg"},
+        json={"content_type": "image/jpeg", "file_type": "image"},
         headers=H,
     ) as resp:
         assert resp.status == 200
         urls = await resp.json()
-    assert set(urls) == {"upload_url", "file_url"}
-    async with http.get(urls["file_url"]) as resp:
+    assert set(urls) == {"id", "presigned_url", "public_url", "expires_at", "required_headers"}
+    assert urls["required_headers"]
+    async with http.get(urls["public_url"]) as resp:
         assert resp.status == 404  # nothing uploaded yet
     async with http.put(
-        urls["upload_url"], data=jpeg, headers={"Content-Type": "image/jpeg"}
+        urls["presigned_url"], data=jpeg, headers={"Content-Type": "image/jpeg"}
+    ) as resp:
+        assert resp.status == 403  # the signed headers are missing
+    async with http.put(
+        urls["presigned_url"],
+        data=jpeg,
+        headers={"Content-Type": "image/jpeg", **urls["required_headers"]},
     ) as resp:
         assert resp.status == 200
-    async with http.get(urls["file_url"]) as resp:
+    async with http.get(urls["public_url"]) as resp:
         assert resp.status == 200
         assert resp.headers["Content-Type"] == "image/jpeg"
         assert await resp.read() == jpeg
     assert emu.stats_for("eachlabs")["uploads"] == 1
     async with http.post(url(emu, "/v1/upload/presign"), json={}, headers=H) as resp:
         assert resp.status == 400
+        assert await resp.json() == {"error": "content_type is required"}

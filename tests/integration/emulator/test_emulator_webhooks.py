@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import hmac
 import itertools
 import json
 import time
@@ -94,33 +95,43 @@ def fal_verify(
     return False
 
 
-async def test_eachlabs_webhook_has_exec_id_payload_and_secret_header(
+async def test_eachlabs_webhook_is_signed_and_shaped_as_documented(
     start_emulator: Callable[..., Awaitable[Emulator]],
     http: aiohttp.ClientSession,
     hosted_image: Callable[[Emulator], Awaitable[str]],
     receiver: Receiver,
 ) -> None:
+    # docs.eachlabs.ai (eachlabs/mintlify-docs): api/webhooks/payload-reference.mdx for the
+    # bodies, api/webhooks/verifying-signatures.mdx for the signature.
     emu = await start_emulator(processing_time=10)
     image = await hosted_image(emu)
     pid = await each_create(http, emu, image, receiver.url)
     await receiver.wait_for(1)
     headers, body, _ = receiver.deliveries[0]
     assert headers["X-Webhook-Secret"] == SECRET
+    timestamp = headers["X-Webhook-Timestamp"]
+    assert abs(time.time() - int(timestamp)) < 60
+    expected = hmac.new(SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    assert headers["X-Webhook-Signature"] == "sha256=" + expected.hexdigest()
     payload = json.loads(body)
     assert payload == {
         "exec_id": pid,
+        "flow_id": None,
         "status": "succeeded",
-        "output": emu.media_url(emu.jobs[pid]),
+        "output": {"url": emu.media_url(emu.jobs[pid])},
         "error": "",
     }
-    # And a failed one: no secret given, so no header.
+    # And a failed one: no secret given, so no signature and no secret header.
     bad = await each_create(http, emu, f"{emu.url}/files/00/missing.jpg", receiver.url, secret=None)
     await receiver.wait_for(2)
     headers, body, _ = receiver.deliveries[1]
     assert "X-Webhook-Secret" not in headers
+    assert "X-Webhook-Signature" not in headers
     payload = json.loads(body)
-    assert (payload["exec_id"], payload["status"], payload["output"]) == (bad, "failed", "")
-    assert payload["error"]
+    assert (payload["exec_id"], payload["status"], payload["error"]) == (bad, "failed", "")
+    (step,) = payload["output"]
+    assert set(step["error"]) == {"error_code", "error_message"}
+    assert "download" in step["error"]["error_message"]
     assert emu.stats_for("eachlabs")["webhooks_acked"] == 2
 
 
@@ -357,3 +368,23 @@ async def test_webhook_fault_rates_are_near_their_setting(
     await asyncio.sleep(0.2)
     hits = emu.stats_for("eachlabs")["faults"][name]
     assert 0.15 <= hits / 200 <= 0.35, hits
+
+
+async def test_eachlabs_sends_no_webhook_for_a_cancelled_prediction(
+    start_emulator: Callable[..., Awaitable[Emulator]],
+    http: aiohttp.ClientSession,
+    hosted_image: Callable[[Emulator], Awaitable[str]],
+    receiver: Receiver,
+) -> None:
+    # api/webhooks/payload-reference.mdx: "cancellations do not trigger one".
+    emu = await start_emulator(processing_time=60)
+    image = await hosted_image(emu)
+    pid = await each_create(http, emu, image, receiver.url)
+    async with http.post(
+        f"{emu.provider_url('eachlabs')}/v1/prediction/{pid}/cancel", headers={"X-API-Key": "k"}
+    ) as resp:
+        assert resp.status == 200
+    assert emu.jobs[pid].state == "cancelled"
+    await asyncio.sleep(0.2)
+    assert receiver.deliveries == []
+    assert emu.stats_for("eachlabs")["webhooks_sent"] == 0
