@@ -41,16 +41,28 @@ class Limits:
     ``creates_per_period`` creates in any window of ``period`` seconds (a sliding window, the
     strictest reading of "N per minute"), and at most ``max_concurrent`` unfinished jobs.
     ``None`` means no limit. Every client in a process with the same provider and key shares
-    one set of limits.
+    one set of limits; with a shared limits backend (a :class:`ltx2.RedisStore`, or
+    ``Client(limits_backend=...)``) every replica on the key shares them.
+
+    ``lease``: with a shared backend, each job's slot is a lease of this many seconds that the
+    replica holding it renews (every third of it); a replica that dies frees its slots within
+    one lease.
     """
 
     creates_per_period: int | None = None
     max_concurrent: int | None = None
     period: float = 60.0
+    lease: float = 30.0
 
     def scaled(self, time_scale: float) -> Limits:
-        """The same limits with the window scaled (for an emulator with a time scale)."""
-        return Limits(self.creates_per_period, self.max_concurrent, self.period * time_scale)
+        """The same limits with the window and the lease scaled (for an emulator with a time
+        scale)."""
+        return Limits(
+            self.creates_per_period,
+            self.max_concurrent,
+            self.period * time_scale,
+            self.lease * time_scale,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,22 +1,84 @@
 """Client-side rate limits per provider key: a sliding-window create limit and a cap on
-unfinished jobs. Every client in one event loop with the same provider, key and limits shares
-them."""
+unfinished jobs.
+
+The client talks to its limits through two small protocols: a :class:`LimitsBackend` makes
+(or shares) the :class:`Limiter` of one provider key. :class:`LocalLimits` (the default) keeps
+them in the process: every client in one event loop with the same provider, key and limits
+shares one :class:`KeyLimiter`. :class:`ltx2.stores.RedisLimits` keeps them in Redis, shared
+by every replica on the key (a :class:`ltx2.RedisStore` uses it by itself).
+
+A key is only ever named by :func:`key_fingerprint`, a keyed hash of it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import math
 import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Protocol, runtime_checkable
 
 import anyio
 
 from ._config import Limits
 
-__all__ = ["Clock", "KeyLimiter", "Sleep", "shared_limiter"]
+__all__ = [
+    "Clock",
+    "KeyLimiter",
+    "Limiter",
+    "LimitsBackend",
+    "LocalLimits",
+    "Sleep",
+    "key_fingerprint",
+    "shared_limiter",
+]
+
+#: The key of the fingerprint HMAC. Fixed, so that every replica (and every store) names one
+#: provider key the same way; what it protects is the key itself: the fingerprint is a keyed
+#: hash, so it neither is the key nor can be looked up in a table of plain hashes of keys.
+_FINGERPRINT_KEY = b"ltx2 provider key fingerprint v1"
+
+
+def key_fingerprint(provider: str, api_key: str) -> str:
+    """A provider key's name in stores and limits: HMAC-SHA256 over ``provider`` and the key,
+    128 bits in hex. The same in every process; the key cannot be recovered from it."""
+    message = f"{provider}\0{api_key}".encode()
+    return hmac.new(_FINGERPRINT_KEY, message, hashlib.sha256).hexdigest()[:32]
+
+
+@runtime_checkable
+class Limiter(Protocol):
+    """The limits of one provider key, as a client uses them."""
+
+    async def acquire_create(self) -> None:
+        """Wait for a free job slot and for room in the create window; take both."""
+
+    def release_slot(self) -> None:
+        """A job ended (or its create failed): free one of its slots."""
+
+    async def count_in(self) -> None:
+        """Take a slot without waiting, for a job already running at the provider (resume)."""
+
+    def penalize(self, seconds: float) -> None:
+        """The provider answered 429: send no create for ``seconds``."""
+
+    async def aclose(self) -> None:
+        """This client is done with the limiter (it frees what only this client used)."""
+
+
+@runtime_checkable
+class LimitsBackend(Protocol):
+    """Where the limits of provider keys live (see :class:`LocalLimits`,
+    :class:`ltx2.stores.RedisLimits`)."""
+
+    def limiter(self, provider: str, fingerprint: str, limits: Limits) -> Limiter:
+        """The limiter of this provider key (by :func:`key_fingerprint`) and these limits.
+        Called in the client's event loop; each call is matched by one ``aclose()``."""
+
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -122,11 +184,19 @@ class KeyLimiter:
         self.in_flight -= 1
         self._wake()
 
+    async def count_in(self) -> None:
+        """Take a slot without waiting (a resumed job is already running at the provider;
+        waiters compare against the count, so the cap holds either way)."""
+        self._take()
+
     def penalize(self, seconds: float) -> None:
         """The provider answered 429 anyway: send no create for ``seconds`` (its
         ``Retry-After``), whatever the window would allow."""
         if seconds > 0:
             self._not_before = max(self._not_before, self._clock() + seconds)
+
+    async def aclose(self) -> None:
+        """Nothing to free: the limiter lives as long as its event loop."""
 
 
 _SHARED: weakref.WeakKeyDictionary[
@@ -140,12 +210,26 @@ def shared_limiter(provider: str, api_key: str, limits: Limits) -> KeyLimiter:
     Clients that share a key but were given different :class:`Limits` (or time scales) keep
     separate limiters, each counting only its own clients' creates and jobs.
     """
+    return _local_limiter(provider, key_fingerprint(provider, api_key), limits)
+
+
+def _local_limiter(provider: str, fingerprint: str, limits: Limits) -> KeyLimiter:
     loop = asyncio.get_running_loop()
     per_loop = _SHARED.setdefault(loop, {})
     # Only a fingerprint of the key is kept, never the key.
-    fingerprint = hashlib.sha256(api_key.encode()).hexdigest()[:16]
     key = (provider, fingerprint, limits)
     limiter = per_loop.get(key)
     if limiter is None:
         limiter = per_loop[key] = KeyLimiter(limits)
     return limiter
+
+
+class LocalLimits:
+    """Limits kept in this process: every client in one event loop with the same provider,
+    key and :class:`~ltx2.Limits` shares one :class:`KeyLimiter`. The default."""
+
+    def limiter(self, provider: str, fingerprint: str, limits: Limits) -> Limiter:
+        return _local_limiter(provider, fingerprint, limits)
+
+    def __repr__(self) -> str:
+        return "<ltx2 LocalLimits>"

@@ -333,6 +333,30 @@ async def test_the_subscriber_outlasts_an_outage_longer_than_the_retries(
         await impatient.aclose()
 
 
+async def test_a_redis_that_stays_down_fails_each_command_within_2_s_and_is_logged_once(
+    own_redis: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from redis.exceptions import ConnectionError
+
+    async with RedisStore(own_redis.url, prefix=prefix) as store:
+        rec = record()
+        await store.add(rec)
+        await asyncio.to_thread(own_redis.stop)
+        caplog.set_level(logging.WARNING, logger="ltx2.stores")
+        for _ in range(3):
+            start = time.monotonic()
+            with pytest.raises(ConnectionError):
+                await store.get(rec.key)
+            assert time.monotonic() - start <= 2.0
+        # Once for the outage (the subscriber's own reconnect loop aside), not per command.
+        down = [r for r in caplog.records if "is unreachable" in r.getMessage()]
+        assert len(down) == 1, [r.getMessage() for r in caplog.records]
+        await asyncio.to_thread(own_redis.start)
+        assert await store.get(rec.key) == rec
+
+
 async def test_a_crashed_redis_keeps_every_acknowledged_write(
     own_redis: RedisServer, prefix: str
 ) -> None:

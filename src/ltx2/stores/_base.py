@@ -16,9 +16,12 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._types import JobStatus, StatusUpdate
+
+if TYPE_CHECKING:
+    from .._limits import LimitsBackend
 
 __all__ = ["ChangeListener", "JobRecord", "Store", "new_record"]
 
@@ -277,6 +280,11 @@ class Store(ABC):
         holds it (so N replicas do not poll one job N times). Single-process stores always
         grant it."""
         return True
+
+    def limits_backend(self) -> LimitsBackend | None:
+        """Where clients on this store keep their keys' limits when not told otherwise:
+        None (in the process) unless the store is shared by replicas (Redis)."""
+        return None
 
     async def set_owner(self, key: str, owner: str) -> None:  # noqa: B027 - optional hook
         """Record which client awaits the job (resume takes jobs over)."""

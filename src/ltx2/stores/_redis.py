@@ -39,7 +39,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .._types import StatusUpdate
@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
+    from ._redis_limits import RedisLimits
+
 __all__ = ["RedisStore"]
 
 logger = logging.getLogger("ltx2.stores")
@@ -67,11 +69,14 @@ DEFAULT_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_TTL = 7 * 86400
 #: Finished records live this long after they finished (seconds).
 DEFAULT_FINISHED_TTL = 86400
-#: Per-command retries on connection errors and timeouts: enough to ride out a Redis restart
-#: of a few seconds (backoff with jitter, capped at 0.5 s).
-_RETRIES = 20
+#: Per-command retries on connection errors and timeouts, with backoff and jitter (capped at
+#: 0.25 s), for at most ``RETRY_BUDGET`` seconds in all: a Redis restart of a second or so is
+#: ridden out, and a Redis that is down fails each command in under 2 s (and is logged once
+#: per outage), instead of holding every caller for many seconds of retries.
+RETRY_BUDGET = 1.5
 _BACKOFF_BASE = 0.02
-_BACKOFF_CAP = 0.5
+_BACKOFF_CAP = 0.25
+_CONNECT_TIMEOUT = 1.0
 #: Connections per store (the subscriber holds one); more concurrent commands wait for one,
 #: up to ``_POOL_TIMEOUT`` seconds.
 _MAX_CONNECTIONS = 64
@@ -162,7 +167,7 @@ def _sha1(raw: bytes) -> str:
     return hashlib.sha1(raw, usedforsecurity=False).hexdigest()
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without its user name and password (for reprs and logs)."""
     try:
         parts = urlsplit(url)
@@ -173,6 +178,89 @@ def _safe_url(url: str) -> str:
         return urlunsplit(parts._replace(netloc=netloc, query=""))
     except ValueError:
         return "<unparsable url>"
+
+
+def down_errors() -> tuple[type[Exception], ...]:
+    """The errors that mean Redis did not answer (redis-py's, imported lazily)."""
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    return (ConnectionError, TimeoutError, OSError)
+
+
+_logged_down: set[str] = set()
+
+
+def _log_down(url: str, exc: BaseException) -> None:
+    # Once per outage per server: a down Redis fails every command, and the log must not
+    # repeat that for each one (the first success logs that it is back).
+    if url not in _logged_down:
+        _logged_down.add(url)
+        logger.warning(
+            "ltx2: Redis at %s is unreachable (%s); its commands fail until it is back",
+            safe_url(url), type(exc).__name__,
+        )  # fmt: skip
+
+
+def _log_up(url: str) -> None:
+    if url in _logged_down:
+        _logged_down.discard(url)
+        logger.info("ltx2: Redis at %s is reachable again", safe_url(url))
+
+
+def _budget_retry(url: str) -> Any:
+    """A redis-py ``Retry`` that stops after ``RETRY_BUDGET`` seconds (not after a count, so
+    that nested retries, connect inside command, cannot multiply)."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialWithJitterBackoff
+
+    class BudgetRetry(Retry):
+        async def call_with_retry(
+            self, do: Any, fail: Any, is_retryable: Any = None, with_failure_count: bool = False
+        ) -> Any:
+            deadline = time.monotonic() + RETRY_BUDGET
+            failures = 0
+            self._backoff.reset()  # type: ignore[no-untyped-call]
+            while True:
+                try:
+                    result = await do()
+                except self._supported_errors as error:
+                    if is_retryable is not None and not is_retryable(error):
+                        raise
+                    failures += 1
+                    await (fail(error, failures) if with_failure_count else fail(error))
+                    delay = self._backoff.compute(failures)
+                    if time.monotonic() + delay >= deadline:
+                        _log_down(url, error)
+                        raise
+                    await asyncio.sleep(delay)
+                else:
+                    _log_up(url)
+                    return result
+
+    return BudgetRetry(ExponentialWithJitterBackoff(base=_BACKOFF_BASE, cap=_BACKOFF_CAP), -1)
+
+
+def budget_client(url: str, *, max_connections: int = _MAX_CONNECTIONS) -> Redis:
+    """A ``redis.asyncio.Redis`` for ``url`` whose commands retry for ``RETRY_BUDGET``
+    seconds at most, from a blocking pool (a burst of concurrent commands waits for a
+    connection instead of failing with "Too many connections")."""
+    try:
+        from redis.asyncio import BlockingConnectionPool, Redis
+        from redis.exceptions import ConnectionError, TimeoutError
+    except ImportError as exc:
+        raise ImportError(_MISSING_EXTRA) from exc
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=_POOL_TIMEOUT,
+        decode_responses=True,
+        retry=_budget_retry(url),
+        retry_on_error=[ConnectionError, TimeoutError],
+        socket_connect_timeout=_CONNECT_TIMEOUT,
+        socket_timeout=10,
+        health_check_interval=15,
+    )
+    return Redis.from_pool(pool)
 
 
 class RedisStore(Store):
@@ -225,9 +313,10 @@ class RedisStore(Store):
         self._open_lock = asyncio.Lock()
         self._opened = False
         self._last_alive = time.time()
+        self._limits: RedisLimits | None = None
 
     def __repr__(self) -> str:
-        return f"<RedisStore url={_safe_url(self._url)!r} prefix={self._prefix!r}>"
+        return f"<RedisStore url={safe_url(self._url)!r} prefix={self._prefix!r}>"
 
     @property
     def prefix(self) -> str:
@@ -238,30 +327,7 @@ class RedisStore(Store):
 
     def _redis(self) -> Redis:
         if self._client is None:
-            try:
-                from redis.asyncio import BlockingConnectionPool, Redis
-                from redis.asyncio.retry import Retry
-                from redis.backoff import ExponentialWithJitterBackoff
-                from redis.exceptions import ConnectionError, TimeoutError
-            except ImportError as exc:
-                raise ImportError(_MISSING_EXTRA) from exc
-            # A blocking pool: a burst of concurrent changes (a fan-out of hundreds of
-            # jobs) waits for a connection instead of failing with "Too many connections".
-            pool = BlockingConnectionPool.from_url(
-                self._url,
-                max_connections=_MAX_CONNECTIONS,
-                timeout=_POOL_TIMEOUT,
-                decode_responses=True,
-                retry=Retry(
-                    ExponentialWithJitterBackoff(base=_BACKOFF_BASE, cap=_BACKOFF_CAP),
-                    _RETRIES,
-                ),
-                retry_on_error=[ConnectionError, TimeoutError],
-                socket_connect_timeout=5,
-                socket_timeout=10,
-                health_check_interval=15,
-            )
-            self._client = Redis.from_pool(pool)
+            self._client = budget_client(self._url)
         if self._scripts is None:
             client = self._client
             self._scripts = (
@@ -270,6 +336,17 @@ class RedisStore(Store):
                 client.register_script(_LEASE),
             )
         return self._client
+
+    def limits_backend(self) -> RedisLimits:
+        """Limits on this store's Redis and prefix, so that replicas on the store share each
+        key's limits (see :class:`~ltx2.stores.RedisLimits`). Made once; its connections are
+        its own."""
+        if self._limits is None:
+            from ._redis_limits import RedisLimits
+
+            given = None if self._owns_client else self._client
+            self._limits = RedisLimits(self._url, prefix=self._prefix, client=given)
+        return self._limits
 
     def _key(self, kind: str, name: str) -> str:
         return f"{self._prefix}:{kind}:{name}"
@@ -290,7 +367,7 @@ class RedisStore(Store):
                 from redis.exceptions import ConnectionError
 
                 raise ConnectionError(
-                    f"RedisStore could not subscribe to {self._channel!r} on {_safe_url(self._url)}"
+                    f"RedisStore could not subscribe to {self._channel!r} on {safe_url(self._url)}"
                 ) from None
             self._opened = True
 
