@@ -5,18 +5,39 @@ more than 10 s only at 1080p and 25 fps; resolutions 1080p, 1440p, 2160p; fps 25
 aspect ratio 16:9 only; ``generate_audio`` defaults to true. ``camera_motion`` is GMI Cloud's
 (seed 002). Images are PNG, JPEG, WebP, AVIF or HEIF (seeds 000, 001, 003), recognised by
 their magic bytes, at most 50 MB (seed 003's recommended limit).
+
+An image may be given as an http(s) URL, a data URI, a local path (``str`` or
+``os.PathLike``), ``bytes``/``bytearray``/``memoryview``, an open binary file (anything with
+``read()`` returning bytes) or a PIL image; files and PIL images are read (encoded) once, when
+the request is built, and kept as bytes.
+
+The keyword form of ``VideoRequest(...)``, ``Client.submit(...)`` and ``Client.generate(...)``
+is typed with ``Unpack`` of the TypedDicts below, so a type checker refuses a misspelt field
+or a value outside the matrix; the runtime checks stay, for untyped callers.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import io
 import os
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import (
+    Any,
+    Literal,
+    NotRequired,
+    Protocol,
+    Required,
+    TypedDict,
+    Unpack,
+    get_args,
+    overload,
+)  # fmt: skip
 
 import anyio
 import pydantic
@@ -29,9 +50,18 @@ __all__ = [
     "DURATIONS",
     "FPS_VALUES",
     "MAX_IMAGE_BYTES",
+    "MAX_PROMPT_CHARS",
     "RESOLUTIONS",
+    "AspectRatio",
+    "CameraMotion",
+    "Duration",
+    "Fps",
+    "Image",
     "ImageSource",
+    "Resolution",
     "VideoRequest",
+    "VideoRequestFields",
+    "VideoRequestOverrides",
     "sniff_image",
 ]
 
@@ -52,8 +82,59 @@ CAMERA_MOTIONS: tuple[str, ...] = get_args(CameraMotion)
 MAX_SHORT_DURATION = 10
 #: seed 003: "Recommended limits: images ≤ 50 MB (~4K)".
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
+#: No provider documents a prompt length limit: the seeds (000-004) and the providers' schema
+#: pages (docs.aimlapi.com ltxv-2, fal's fal-ai/ltx-2 API page) type ``prompt`` as a plain
+#: string with no ``maxLength``. This bound is ours: far beyond what the model reads (fal
+#: advises prompts "within 200 words" for LTX Video), small enough that a pasted file or a
+#: runaway template is caught before it is sent (and billed). Applies to every provider.
+MAX_PROMPT_CHARS = 5000
 
+#: What ``image`` is stored as once the request is built.
 ImageInput = str | bytes | os.PathLike[str]
+
+
+class _BinaryFile(Protocol):
+    """An open binary file: ``open(path, "rb")``, ``io.BytesIO``, a spooled upload, ..."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class _PILImage(Protocol):
+    """A PIL image (``PIL.Image.Image``), without importing Pillow."""
+
+    @property
+    def format(self) -> str | None: ...
+
+    def save(self, fp: Any, format: str | None = None, **params: Any) -> None: ...
+
+
+#: What ``image`` accepts: a URL or data URI or local path (``str``), an ``os.PathLike``, raw
+#: bytes (``bytes``, ``bytearray``, ``memoryview``), an open binary file or a PIL image.
+Image = str | os.PathLike[str] | bytes | bytearray | memoryview | _BinaryFile | _PILImage
+
+
+class _ParamFields(TypedDict, total=False):
+    duration: Duration
+    resolution: Resolution
+    fps: Fps
+    aspect_ratio: AspectRatio
+    generate_audio: bool
+    camera_motion: CameraMotion | None
+
+
+class VideoRequestFields(_ParamFields, total=False):
+    """The keyword form of a new request: ``prompt`` required, the rest optional."""
+
+    image: Image | None
+    prompt: Required[str]
+
+
+class VideoRequestOverrides(_ParamFields, total=False):
+    """Fields that change an existing :class:`VideoRequest` (``submit(request, fps=50)``)."""
+
+    image: NotRequired[Image | None]
+    prompt: NotRequired[str]
+
 
 _MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
@@ -145,6 +226,78 @@ def _check_image_bytes(head: bytes, size: int, field: str, shown: Any) -> str:
     return mime
 
 
+_ACCEPTED = "https URL, data URI, local path, bytes, an open binary file or a PIL image"
+#: PIL formats kept as they are when a PIL image is encoded; anything else becomes PNG.
+_PIL_KEEP = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WEBP"}
+
+
+def _is_pil_image(value: Any) -> bool:
+    pil = sys.modules.get("PIL.Image")  # not imported: it cannot be a PIL image
+    return pil is not None and isinstance(value, pil.Image)
+
+
+def _encode_pil(image: Any, field: str) -> bytes:
+    """A PIL image's bytes: its own format when it is JPEG, PNG or WebP, else PNG."""
+    fmt = _PIL_KEEP.get(str(image.format or "").upper(), "PNG")
+    if fmt == "JPEG" and image.mode not in ("RGB", "L", "CMYK"):
+        fmt = "PNG"
+    if fmt == "PNG" and image.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in image.mode else "RGB")
+    buf = io.BytesIO()
+    try:
+        image.save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    except (OSError, ValueError) as exc:
+        raise InvalidRequestError(
+            f"{field}: the PIL image could not be encoded as {fmt} ({exc})",
+            field=field, value=image, allowed=_ACCEPTED,
+        ) from None  # fmt: skip
+    return buf.getvalue()
+
+
+def _read_file(fh: Any, field: str) -> bytes:
+    """All of an open binary file, refused beyond the image size limit."""
+    try:
+        data = fh.read(MAX_IMAGE_BYTES + 1)
+    except (OSError, ValueError) as exc:  # closed, or not readable
+        raise InvalidRequestError(
+            f"{field}: the file {_file_name(fh)} cannot be read ({exc})",
+            field=field, value=_file_name(fh), allowed=_ACCEPTED,
+        ) from None  # fmt: skip
+    if isinstance(data, str):
+        raise InvalidRequestError(
+            f"{field}: the file {_file_name(fh)} is open in text mode; open it with 'rb'",
+            field=field, value=_file_name(fh), allowed="a file opened in binary mode ('rb')",
+        )  # fmt: skip
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidRequestError(
+            f"{field}: read() of {type(fh).__name__} gave {type(data).__name__}, not bytes",
+            field=field, value=type(fh).__name__, allowed=_ACCEPTED,
+        )  # fmt: skip
+    return bytes(data)
+
+
+def _file_name(fh: Any) -> str:
+    name = getattr(fh, "name", None)
+    return repr(name) if isinstance(name, str) else f"<{type(fh).__name__}>"
+
+
+def to_image_input(value: Any, field: str = "image") -> ImageInput:
+    """Any accepted image argument in its stored form: ``str``, ``bytes`` or a path. Reads an
+    open file and encodes a PIL image; refuses every other type, naming it."""
+    if isinstance(value, str | bytes | os.PathLike):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    if _is_pil_image(value):
+        return _encode_pil(value, field)
+    if callable(getattr(value, "read", None)):
+        return _read_file(value, field)
+    raise InvalidRequestError(
+        f"{field}: {_short(value)} has type {type(value).__name__}; an image is an {_ACCEPTED}",
+        field=field, value=value, allowed=_ACCEPTED,
+    )  # fmt: skip
+
+
 def resolve_image(image: ImageInput, field: str = "image") -> ImageSource:
     """Validate an image argument and say where it comes from. Reads at most a file's head."""
     if isinstance(image, bytes | bytearray | memoryview):
@@ -217,9 +370,12 @@ class VideoRequest(BaseModel):
     """One image-to-video generation.
 
     Args:
-        image: an http(s) URL, a ``data:`` URI, a local path or the image's bytes (PNG, JPEG,
-            WebP, AVIF or HEIF, at most 50 MB). ``None`` only for AI/ML API's text-to-video.
-        prompt: what should happen in the video.
+        image: an http(s) URL, a ``data:`` URI, a local path (``str`` or ``pathlib.Path``),
+            the image's bytes (``bytes``, ``bytearray``, ``memoryview``), an open binary file
+            or a PIL image (PNG, JPEG, WebP, AVIF or HEIF, at most 50 MB). A file is read and a
+            PIL image encoded (its own JPEG/PNG/WebP format, else PNG) when the request is
+            built. ``None`` only for AI/ML API's text-to-video.
+        prompt: what should happen in the video (at most ``MAX_PROMPT_CHARS`` characters).
         duration: seconds, 6–20 in steps of 2; over 10 only at 1080p and 25 fps.
         resolution: ``"1080p"``, ``"1440p"`` or ``"2160p"``.
         fps: 25 or 50.
@@ -243,13 +399,29 @@ class VideoRequest(BaseModel):
     generate_audio: StrictBool = True
     camera_motion: CameraMotion | None = None
 
+    @overload
     def __init__(
-        self, image: ImageInput | None = None, prompt: str | None = None, /, **data: Any
-    ) -> None:
-        if image is not None:
-            data.setdefault("image", image)
-        if prompt is not None:
-            data.setdefault("prompt", prompt)
+        self, image: Image | None, prompt: str, /, **fields: Unpack[_ParamFields]
+    ) -> None: ...
+
+    @overload
+    def __init__(self, **fields: Unpack[VideoRequestFields]) -> None: ...
+
+    def __init__(self, *args: Any, **data: Any) -> None:
+        if len(args) > 2:
+            raise InvalidRequestError(
+                f"VideoRequest takes image and prompt positionally, then keywords ({len(args)} "
+                "positional arguments given)",
+                field="request", value=len(args), allowed="VideoRequest(image, prompt, **fields)",
+            )  # fmt: skip
+        for name, value in zip(("image", "prompt"), args, strict=False):
+            if value is not None:
+                if name in data:
+                    raise InvalidRequestError(
+                        f"{name}: given both positionally and as a keyword",
+                        field=name, value=value, allowed="one of the two",
+                    )  # fmt: skip
+                data[name] = value
         data.setdefault("image", None)
         try:
             super().__init__(**data)
@@ -261,25 +433,26 @@ class VideoRequest(BaseModel):
     def _check_image(cls, value: Any) -> Any:
         if value is None:
             return None
-        if isinstance(value, bytearray | memoryview):
-            value = bytes(value)
-        if not isinstance(value, str | bytes | os.PathLike):
-            raise InvalidRequestError(
-                f"image: {_short(value)} has type {type(value).__name__}",
-                field="image",
-                value=value,
-                allowed="https URL, data URI, local path or bytes",
-            )
+        value = to_image_input(value)
         resolve_image(value)  # raises InvalidRequestError
         return value
 
-    @field_validator("prompt")
+    @field_validator("prompt", mode="before")
     @classmethod
-    def _check_prompt(cls, value: str) -> str:
+    def _check_prompt(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value  # pydantic says it is not a string
         if not value.strip():
             raise InvalidRequestError(
                 "prompt: must not be empty", field="prompt", value=value, allowed="non-empty text"
             )
+        if len(value) > MAX_PROMPT_CHARS:
+            raise InvalidRequestError(
+                f"prompt: {len(value)} characters; at most {MAX_PROMPT_CHARS} are allowed "
+                "(no provider documents a limit; ltx2 bounds it so that a runaway prompt is "
+                "caught before it is sent)",
+                field="prompt", value=_short(value), allowed=f"<= {MAX_PROMPT_CHARS} characters",
+            )  # fmt: skip
         return value
 
     @model_validator(mode="after")
