@@ -6,11 +6,12 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._errors import JobCancelledError, JobFailedError, JobTimeoutError
+from ._errors import JobCancelledError, JobFailedError, JobTimeoutError, LTX2Error
 from ._transport import DEFAULT_MAX_DOWNLOAD_BYTES, ProgressCallback, Transport
 from ._types import JobStatus, StatusUpdate
 
@@ -46,13 +47,30 @@ class Video:
     ) -> int:
         """Download the video to ``path`` and return its size in bytes.
 
-        The bytes go to a temporary file beside ``path`` that is renamed into place only when
-        complete, so ``path`` never holds half a video. More than ``max_bytes`` is refused
-        (:class:`ltx2.TransportError`). ``progress(done, total)`` is called per chunk
+        Missing parent folders are created. The bytes go to a temporary file beside ``path``
+        that is renamed into place only when complete, so ``path`` never holds half a video.
+        More than ``max_bytes`` is refused (:class:`ltx2.TransportError`). A path that cannot
+        be written (a file where a folder should be, no permission, ...) raises
+        :class:`ltx2.LTX2Error` naming it. ``progress(done, total)`` is called per chunk
         (``total`` is None when the server does not say).
         """
+        target = Path(path)
+        try:
+            await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LTX2Error(
+                f"cannot save the video to {str(target)!r}: cannot create the folder "
+                f"{str(target.parent)!r} ({exc.strerror or exc})"
+            ) from None
         async with self._transport_for_download() as transport:
-            return await transport.download(self.url, path, max_bytes=max_bytes, progress=progress)
+            try:
+                return await transport.download(
+                    self.url, target, max_bytes=max_bytes, progress=progress
+                )
+            except OSError as exc:
+                raise LTX2Error(
+                    f"cannot save the video to {str(target)!r} ({exc.strerror or exc})"
+                ) from None
 
     async def stream(self, *, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
         """The video's bytes, chunk by chunk."""
@@ -184,7 +202,13 @@ class Job:
     async def updates(self) -> AsyncIterator[StatusUpdate]:
         """Every status change from now on, starting with the current one, ending with the
         terminal one. Each item is a :class:`StatusUpdate` (``.status``, ``.queue_position``,
-        ``.logs``)."""
+        ``.logs``).
+
+        A change is a change of something a user reads: the status, the provider's status
+        word (``raw``), the queue position, new log lines, the error or the video. Readings
+        that differ only in ``metrics`` (timings, usage: they change on every poll) are not
+        yielded; :attr:`last_update` always holds the latest reading. (No provider reports a
+        progress figure beyond these.)"""
         queue: asyncio.Queue[StatusUpdate] = asyncio.Queue()
         if self._watchers is None:
             self._watchers = []
@@ -202,9 +226,18 @@ class Job:
         """A new reading from the store. Resolves the job once."""
         if self._future.done() or update == self._update:
             return
+        changed = _seen(update) != _seen(self._update)
         self._update = update
-        if self._watchers:
+        if self._watchers and changed:
             for queue in self._watchers:
                 queue.put_nowait(update)
         if update.status.terminal:
             self._future.set_result(update)
+
+
+def _seen(update: StatusUpdate) -> tuple[Any, ...]:
+    """What a user reads of a reading (see :meth:`Job.updates`): all of it but the metrics."""
+    return (
+        update.status, update.raw, update.queue_position, update.logs, update.error,
+        update.video_url,
+    )  # fmt: skip
