@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
+from typing import Any
 
-__all__ = ["Limits", "PollPolicy", "RetryPolicy", "Timeouts"]
+from ._errors import InvalidRequestError
+
+__all__ = ["Limits", "PollPolicy", "RetryPolicy", "Timeouts", "check_seconds"]
+
+
+def check_seconds(name: str, value: Any, *, zero: bool = False) -> float:
+    """``value`` as a number of seconds, or :class:`ltx2.InvalidRequestError` naming ``name``:
+    a real number (not a bool, not NaN), positive (or zero, if ``zero``) and finite."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or math.isnan(value) or math.isinf(value) or value < 0 or (value == 0 and not zero):
+        allowed = "a number of seconds " + (">= 0" if zero else "> 0")
+        what = f"{value!r}" if ok else f"{value!r} ({type(value).__name__})"
+        raise InvalidRequestError(
+            f"{name}: {what} is not {allowed}", field=name, value=value, allowed=allowed
+        )
+    return float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +32,10 @@ class Timeouts:
     connect: float = 10.0
     read: float = 60.0
     total: float = 120.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            check_seconds(f"timeouts.{f.name}", getattr(self, f.name))
 
 
 @dataclass(frozen=True, slots=True)

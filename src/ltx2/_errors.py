@@ -145,7 +145,12 @@ class JobCancelledError(LTX2Error):
 
 
 class JobTimeoutError(LTX2Error, TimeoutError):
-    """``result(timeout=)`` ran out before the job finished. The job keeps running."""
+    """``result(timeout=)`` ran out before the job finished. The job keeps running: ``job``
+    is the :class:`~ltx2.Job`, to await again, follow or cancel."""
+
+    def __init__(self, job: Job, message: str) -> None:
+        super().__init__(message)
+        self.job = job
 
 
 class WebhookError(LTX2Error):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._config import check_seconds
 from ._errors import JobCancelledError, JobFailedError, JobTimeoutError, LTX2Error
 from ._transport import DEFAULT_MAX_DOWNLOAD_BYTES, ProgressCallback, Transport
 from ._types import JobStatus, StatusUpdate
@@ -162,8 +163,12 @@ class Job:
 
         Raises :class:`ltx2.JobFailedError` or :class:`ltx2.JobCancelledError` when it ended
         otherwise, and :class:`ltx2.JobTimeoutError` after ``timeout`` seconds — the job keeps
-        running and can be awaited again.
+        running and can be awaited again. ``timeout`` is a number of seconds (0: only if it has
+        already finished) or ``None`` (as long as it takes); anything else is an
+        :class:`ltx2.InvalidRequestError`.
         """
+        if timeout is not None:
+            timeout = check_seconds("timeout", timeout, zero=True)
         if not self._future.done():
             if timeout is None:
                 # The common case, without a cancel scope (it costs more than the wait).
@@ -174,8 +179,9 @@ class Job:
                     await asyncio.shield(self._future)
             except TimeoutError:
                 raise JobTimeoutError(
+                    self,
                     f"{self.provider} job {self.id} did not finish within {timeout} s "
-                    f"(status {self.status.value}); it keeps running"
+                    f"(status {self.status.value}); it keeps running",
                 ) from None
         return self._outcome(self._future.result())
 
