@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 
 from .._errors import InvalidRequestError
 from ._base import Capabilities, Created, Delivery, ListedJob, Provider, UploadTarget, registry
@@ -19,7 +20,9 @@ __all__ = [
     "ListedJob",
     "Provider",
     "UploadTarget",
+    "all_providers",
     "get",
+    "names_where",
 ]
 
 #: Provider name → module. The modules register their classes when imported.
@@ -45,3 +48,14 @@ def get(name: str) -> type[Provider]:
         )
     importlib.import_module(f"{__name__}.{module}")
     return registry()[name]
+
+
+def all_providers() -> dict[str, type[Provider]]:
+    """Every provider class by name, in :data:`PROVIDERS` order. Imports each module, so an
+    answer never depends on which modules happen to have been imported already."""
+    return {name: get(name) for name in PROVIDERS}
+
+
+def names_where(test: Callable[[Capabilities], object]) -> list[str]:
+    """The names of the providers whose capabilities pass ``test`` (all modules counted)."""
+    return [name for name, cls in all_providers().items() if test(cls.capabilities)]

@@ -328,8 +328,11 @@ def registry() -> Mapping[str, type[Provider]]:
 
 
 def cancel_capable() -> str:
-    """The names of the providers that can cancel, for error messages."""
-    return ", ".join(sorted(n for n, c in _REGISTRY.items() if c.capabilities.cancel)) or "none"
+    """The names of the providers that can cancel, for error messages. Every provider module
+    is counted, imported or not (the registry holds only the imported ones)."""
+    from . import names_where  # the package imports this module: a late import
+
+    return ", ".join(sorted(names_where(lambda c: c.cancel))) or "none"
 
 
 def status_from(table: Mapping[str, JobStatus], raw: Any, provider: str) -> JobStatus:
