@@ -7,6 +7,9 @@ their loop) call it in a worker thread: ``await asyncio.to_thread(main, [...])``
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -68,11 +71,16 @@ def test_demo_writes_a_1080p25_mp4_with_audio_and_a_contact_sheet(
 
     monkeypatch.chdir(tmp_path)  # the default --out, ltx2-demo.mp4, lands here
 
-    assert main(["demo", "--time-scale", "0.01"]) == 0
+    assert main(["demo"]) == 0  # as a newcomer runs it (time scale 0.05)
 
     out = capsys.readouterr().out
     assert "eachlabs" in out
     assert "webhook" in out  # the in-process receiver resolved it
+    # The status line showed the provider's real status while the job ran, not "queued" until
+    # the webhook came: Eachlabs' own words, in order (seed 000).
+    (statuses,) = [line for line in out.splitlines() if "statuses" in line]
+    assert "processing" in statuses, statuses
+    assert statuses.index("processing") < statuses.index("success")
     mp4 = tmp_path / "ltx2-demo.mp4"
     with av.open(str(mp4)) as container:
         video = container.streams.video[0]
@@ -250,6 +258,124 @@ async def test_generate_on_fal_resolves_from_the_status_stream(
 
     assert code == 0
     assert out.stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_generate_with_emulator_needs_no_key_and_writes_a_6_s_clip(
+    image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import av
+
+    out = tmp_path / "video.mp4"
+    assert (
+        main(["generate", str(image), "The camera pans left", "--emulator", "--out", str(out)]) == 0
+    )
+
+    assert str(out) in capsys.readouterr().out
+    with av.open(str(out)) as container:
+        assert container.duration is not None
+        assert 5.9 <= container.duration / av.time_base <= 6.2
+
+
+async def test_time_scale_scales_the_poll_schedule_of_a_job_on_an_emulator_at_base_url(
+    image: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An Eachlabs job of 100 provider seconds, no webhook: the poller's first look comes at
+    # 0.9 × 60 s, so unscaled it would not see the end within --timeout; scaled by 0.01 it
+    # sees it within a second of the end.
+    set_key(monkeypatch, "eachlabs")
+    out = tmp_path / "video.mp4"
+    async with Emulator(time_scale=SCALE, render="stub", processing_time=100.0) as emu:
+        code = await cli(
+            "generate", str(image), "The camera pans left", "--out", str(out),
+            "--base-url", emu.provider_url("eachlabs"), "--time-scale", str(SCALE),
+            "--timeout", "20",
+        )  # fmt: skip
+        polls = emu.stats_for("eachlabs")["status_requests"]
+    assert code == 0
+    assert out.read_bytes()[4:8] == b"ftyp"
+    assert polls <= 30
+
+
+@pytest.mark.parametrize("command", ["generate", "batch", "status", "cancel"])
+def test_every_command_that_talks_to_a_provider_has_the_same_connection_options(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "--help"]) == 0
+    help_text = capsys.readouterr().out
+    for option in ("--provider", "--emulator", "--base-url", "--time-scale", "--api-key-file"):
+        assert option in help_text, option
+    assert "--api-key " not in help_text
+
+
+@pytest.mark.parametrize("command", ["generate", "status", "cancel", "batch"])
+def test_a_key_given_on_the_command_line_is_refused_without_being_echoed(
+    command: str, image: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    positional = {"generate": [str(image), "p"], "batch": [str(image)]}.get(command, ["id"])
+    argv = [command, *positional, "--provider", "fal", "--api-key", "sk-very-secret-1234"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "sk-very-secret-1234" not in err
+    assert "--api-key-file" in err
+    assert "FAL_KEY" in err
+
+
+async def test_the_key_can_come_from_a_file(
+    tmp_path: Path, image: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key_file = tmp_path / "fal.key"
+    key_file.write_text("file-key\n")  # the trailing newline an editor leaves is not the key
+    async with Emulator(time_scale=SCALE, render="stub", api_keys={"file-key"}) as emu:
+        base = emu.provider_url("fal")
+        async with ltx2.Client("fal", api_key="file-key", base_url=base) as client:
+            job = await client.submit(image=image.read_bytes(), prompt="The camera pans left")
+        args = ("--provider", "fal", "--base-url", base, "--api-key-file", str(key_file))
+
+        assert await cli("status", job.id, *args) == 0
+        assert f"job: fal:{job.id}" in capsys.readouterr().out
+
+        assert await cli("status", job.id, *args[:-1], str(tmp_path / "missing.key")) == 2
+        assert "api_key_file: cannot read" in capsys.readouterr().err
+
+
+def test_emulator_with_base_url_or_a_key_file_exits_2(
+    image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for extra in (["--base-url", "http://127.0.0.1:1/eachlabs"], ["--api-key-file", "k"]):
+        assert main(["generate", str(image), "p", "--emulator", *extra]) == 2
+        assert "--emulator" in capsys.readouterr().err
+    assert main(["generate", str(image), "p", "--emulator", "--time-scale", "0"]) == 2
+    assert "time_scale" in capsys.readouterr().err
+
+
+# -- ltx2 cancel: which providers can -------------------------------------------------------
+
+
+def fresh_ltx2(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``ltx2 ARGV`` in a fresh interpreter, which has imported no provider module yet."""
+    code = "import sys; from ltx2.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments
+        [sys.executable, "-c", code, *argv],
+        capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def test_cancel_on_gmi_cloud_names_the_providers_that_can_in_a_fresh_process() -> None:
+    # Only the provider in use is imported: the list must not depend on which modules were.
+    argv = ["cancel", "some-id", "--provider", "gmicloud", "--base-url", "http://127.0.0.1:9/g"]
+    done = fresh_ltx2(*argv, env={"GMI_API_KEY": "test-key"})
+    assert done.returncode == 1, done.stderr
+    assert "gmicloud cannot cancel" in done.stderr
+    assert "providers that can: eachlabs, fal, runcomfy" in done.stderr
+
+
+def test_cancel_help_says_which_providers_can_cancel_and_which_cannot() -> None:
+    done = fresh_ltx2("cancel", "--help")
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    assert "can cancel: eachlabs (best effort), fal (queued jobs only), runcomfy (queued" in text
+    assert "gmicloud and aimlapi cannot" in text
 
 
 # -- ltx2 emulator --------------------------------------------------------------------------

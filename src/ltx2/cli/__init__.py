@@ -10,9 +10,15 @@
     ltx2 emulator --port 8000                  # every provider's API on localhost
     ltx2 receiver --redis URL --port 8080      # webhooks for every replica, into Redis
 
-Exit codes: 0 success; 2 bad input (an :class:`ltx2.InvalidRequestError`, or bad arguments);
-1 a job that failed, was cancelled or timed out, or an API or transport error; 130 when
-interrupted. Errors go to stderr, and no message ever carries an API key.
+Exit codes: 0 success; 2 bad input (an :class:`ltx2.InvalidRequestError`, bad arguments, or no
+API key: nothing was sent); 1 a job that failed, was cancelled or timed out, or an API or
+transport error; 130 when interrupted by Ctrl-C (SIGINT), 143 by SIGTERM. Errors go to stderr,
+and no message ever carries an API key.
+
+The commands that talk to a provider (``generate``, ``batch``, ``status``, ``cancel``) share
+``--provider``, ``--emulator``, ``--base-url``, ``--time-scale`` and ``--api-key-file``
+(:mod:`ltx2.cli._connect`). Keys come from the environment or ``--api-key-file``, never from a
+command-line value.
 
 The commands use only ltx2's public API, so they double as examples of it. rich, PyAV,
 Pillow and the emulator are imported inside the commands that need them, so ``ltx2 --help``
@@ -35,6 +41,7 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "main
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+#: 128 + SIGINT, the shell's code for a command stopped by Ctrl-C (SIGTERM: 128 + 15).
 EXIT_INTERRUPTED = 130
 
 #: A sub-command: takes the parsed arguments, returns the exit code. Errors it raises are
@@ -71,6 +78,13 @@ def run(command: Command, args: argparse.Namespace) -> int:
         return command(args)
     except ltx2.InvalidRequestError as exc:
         fail(invalid_request_message(exc))
+        return EXIT_BAD_INPUT
+    except ltx2.AuthenticationError as exc:
+        if exc.status_code is not None:  # the provider refused the key: an API error
+            fail(str(exc))
+            return EXIT_FAILED
+        # No key, or a blank one: bad input, found before any request was sent.
+        fail(f"{exc} (or use --api-key-file PATH)")
         return EXIT_BAD_INPUT
     except ltx2.LTX2Error as exc:
         fail(str(exc))
@@ -140,18 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _provider_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--provider", default="eachlabs", choices=ltx2.PROVIDERS, help="default: %(default)s"
-    )
-
-
 def _video_args(p: argparse.ArgumentParser) -> None:
     # Deliberately no argparse `choices` on these: the SDK validates them (VideoRequest) and
     # its InvalidRequestError names the field and the allowed values (exit code 2).
     p.add_argument("--duration", type=int, default=6, help="seconds (default: %(default)s)")
     p.add_argument("--resolution", default="1080p", help="default: %(default)s")
     p.add_argument("--fps", type=int, default=25, help="default: %(default)s")
+
+
+def _keys_epilog() -> str:
+    from ._connect import key_variables
+
+    return f"API keys are read from: {key_variables()}."
 
 
 def _add_demo(sub: Any) -> None:
@@ -164,7 +178,13 @@ def _add_demo(sub: Any) -> None:
             "frames and print a summary. Needs no network and no API key."
         ),
     )
-    _provider_arg(p)
+    p.add_argument(
+        "--provider",
+        default="eachlabs",
+        type=str.lower,
+        choices=ltx2.PROVIDERS,
+        help="default: %(default)s",
+    )
     p.add_argument("--out", default="ltx2-demo.mp4", help="the MP4 to write (default: %(default)s)")
     p.add_argument(
         "--time-scale",
@@ -183,41 +203,31 @@ def _add_demo(sub: Any) -> None:
 
 
 def _add_generate(sub: Any) -> None:
+    from ._connect import add_provider_options, add_webhook_options
+
     p: argparse.ArgumentParser = sub.add_parser(
         "generate",
         help="generate a video from an image at a provider",
         description=(
-            "Submit one image-to-video job, show its progress, and download the video. The "
-            "API key comes from the provider's environment variable (EACHLABS_API_KEY, "
-            "FAL_KEY, GMI_API_KEY, RUNCOMFY_API_TOKEN, AIMLAPI_KEY)."
+            "Submit one image-to-video job, show its progress, and download the video. "
+            "Ctrl-C (or SIGTERM) cancels the job at the provider where it can, and otherwise "
+            "prints its id and the ltx2 status command that follows it."
         ),
+        epilog=_keys_epilog(),
     )
     p.add_argument("image", metavar="IMAGE", help="a local path, an https URL or a data URI")
     p.add_argument("prompt", metavar="PROMPT", help="what should happen in the video")
-    _provider_arg(p)
+    add_provider_options(p, in_process=True)
     _video_args(p)
     p.add_argument("--no-audio", action="store_true", help="no generated soundtrack")
     p.add_argument(
         "--camera-motion", default=None, help="GMI Cloud's camera motion (e.g. dolly_in)"
     )
     p.add_argument("--out", default="video.mp4", help="the MP4 to write (default: %(default)s)")
-    p.add_argument(
-        "--webhook-url",
-        default=None,
-        metavar="URL",
-        help="public URL of a webhook receiver this command runs (see --listen); "
-        "without it the job is polled",
-    )
-    p.add_argument(
-        "--listen",
-        default="127.0.0.1:8080",
-        metavar="HOST:PORT",
-        help="where the receiver listens with --webhook-url (default: %(default)s)",
-    )
+    add_webhook_options(p, what="the job is")
     p.add_argument(
         "--timeout", type=float, default=600.0, help="seconds to wait (default: %(default)s)"
     )
-    p.add_argument("--base-url", default=None, help="the provider's API at another address")
 
     async def run_generate(args: argparse.Namespace) -> int:
         from ._generate import generate
@@ -228,6 +238,8 @@ def _add_generate(sub: Any) -> None:
 
 
 def _add_batch(sub: Any) -> None:
+    from ._connect import add_provider_options, add_webhook_options
+
     p: argparse.ArgumentParser = sub.add_parser(
         "batch",
         help="generate one video per line of a JSONL file, many at once; a rerun resumes",
@@ -240,9 +252,10 @@ def _add_batch(sub: Any) -> None:
             "provider, id, status, seconds, file, error). Exit 0 when every line succeeded or "
             "was skipped, 1 when any failed, 2 for a file that cannot be read."
         ),
+        epilog=_keys_epilog(),
     )
     p.add_argument("file", metavar="FILE.jsonl", help="one request per line")
-    _provider_arg(p)
+    add_provider_options(p, in_process=True)
     p.add_argument(
         "--concurrency", type=int, default=10, help="jobs at once (default: %(default)s)"
     )
@@ -250,36 +263,12 @@ def _add_batch(sub: Any) -> None:
         "--out-dir", default=None, metavar="DIR", help="default: FILE's folder/<FILE stem>-videos"
     )
     p.add_argument(
-        "--emulator",
-        action="store_true",
-        help="run against the built-in emulator in process (no network, no key)",
-    )
-    p.add_argument(
-        "--time-scale",
-        type=float,
-        default=0.05,
-        help="with --emulator: provider time × this (default: %(default)s)",
-    )
-    p.add_argument(
         "--render",
         choices=("full", "stub"),
         default="full",
         help="with --emulator: real MP4s, or one tiny stub clip (default: %(default)s)",
     )
-    p.add_argument("--base-url", default=None, help="the provider's API at another address")
-    p.add_argument(
-        "--webhook-url",
-        default=None,
-        metavar="URL",
-        help="public URL of a webhook receiver this command runs (see --listen); "
-        "without it jobs are polled",
-    )
-    p.add_argument(
-        "--listen",
-        default="127.0.0.1:8080",
-        metavar="HOST:PORT",
-        help="where the receiver listens with --webhook-url (default: %(default)s)",
-    )
+    add_webhook_options(p, what="jobs are")
 
     async def run_batch(args: argparse.Namespace) -> int:
         from ._batch import batch
@@ -290,14 +279,16 @@ def _add_batch(sub: Any) -> None:
 
 
 def _add_status(sub: Any) -> None:
+    from ._connect import add_provider_options
+
     p: argparse.ArgumentParser = sub.add_parser(
         "status",
         help="read a job's status (one request)",
         description="Print a job's status, and its video URL once it succeeded.",
+        epilog=_keys_epilog(),
     )
     p.add_argument("job_id", metavar="ID", help="the provider's job id")
-    _provider_arg(p)
-    p.add_argument("--base-url", default=None, help="the provider's API at another address")
+    add_provider_options(p, in_process=False)
 
     async def run_status(args: argparse.Namespace) -> int:
         from ._jobs import status
@@ -307,15 +298,38 @@ def _add_status(sub: Any) -> None:
     p.set_defaults(run=_in_loop(run_status))
 
 
+def cancel_support() -> str:
+    """Which providers can cancel a job, and how far, from their capabilities (every
+    provider module counted, whichever were imported)."""
+    from ltx2.providers import all_providers
+
+    how = {"best-effort": "best effort", "queued": "queued jobs only", "any": "any job"}
+    can: list[str] = []
+    cannot: list[str] = []
+    for name, cls in all_providers().items():
+        mode = cls.capabilities.cancel
+        if mode:
+            can.append(f"{name} ({how.get(mode, mode)})")
+        else:
+            cannot.append(name)
+    text = f"Providers that can cancel: {', '.join(can) or 'none'}."
+    if cannot:
+        text += f" {' and '.join(cannot)} cannot: the job runs to its end."
+    return text
+
+
 def _add_cancel(sub: Any) -> None:
+    from ._connect import add_provider_options
+
+    support = cancel_support()
     p: argparse.ArgumentParser = sub.add_parser(
         "cancel",
-        help="cancel a job",
-        description="Ask the provider to cancel a job (where it can: not on AI/ML API).",
+        help="cancel a job (where the provider can)",
+        description=f"Ask the provider to cancel a job. {support}",
+        epilog=_keys_epilog(),
     )
     p.add_argument("job_id", metavar="ID", help="the provider's job id")
-    _provider_arg(p)
-    p.add_argument("--base-url", default=None, help="the provider's API at another address")
+    add_provider_options(p, in_process=False)
 
     async def run_cancel(args: argparse.Namespace) -> int:
         from ._jobs import cancel

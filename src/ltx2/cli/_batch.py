@@ -34,8 +34,7 @@ from typing import TYPE_CHECKING, Any
 import ltx2
 
 from . import invalid_request_message
-from ._demo import emulator_receiver
-from ._generate import parse_listen
+from ._connect import check_provider_options, open_client, parse_listen
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -278,14 +277,9 @@ def _check_args(args: argparse.Namespace, out_dir: Path) -> None:
         raise bad("concurrency", args.concurrency, f"{args.concurrency} is below 1", ">= 1")
     if out_dir.exists() and not out_dir.is_dir():
         raise bad("out_dir", str(out_dir), f"{str(out_dir)!r} is not a folder", "a folder")
-    if args.emulator:
-        if args.time_scale <= 0:
-            raise bad("time_scale", args.time_scale, f"{args.time_scale} is not positive", "> 0")
-        if args.base_url or args.webhook_url:
-            raise bad(
-                "emulator", True, "--emulator runs its own provider and receiver",
-                "--emulator without --base-url and --webhook-url",
-            )  # fmt: skip
+    check_provider_options(args, in_process=True)
+    if args.webhook_url:
+        parse_listen(args.listen)
 
 
 async def _run(
@@ -329,54 +323,18 @@ async def _run(
         display.ended(outcome)
 
     async with contextlib.AsyncExitStack() as stack:
-        client = await _client(args, stack, display.console)
-        await stack.enter_async_context(client)
+        # Against an in-process emulator (--emulator), or the provider (key from its
+        # environment variable or --api-key-file), as ``ltx2 generate`` does.
+        conn = await open_client(
+            args, stack, display.console, in_process=True, webhooks=True, render=args.render
+        )
+        client = conn.client
         jobs = client.as_completed(
             requests(), concurrency=args.concurrency, on_progress=on_progress
         )
         async with contextlib.aclosing(jobs):
             async for _job in jobs:
                 pass  # on_progress has recorded and saved it
-
-
-async def _client(
-    args: argparse.Namespace, stack: contextlib.AsyncExitStack, err: Console
-) -> ltx2.Client:
-    """The client: against an in-process emulator (``--emulator``), or the real provider
-    with the key from its environment variable, as ``ltx2 generate`` does."""
-    provider: str = args.provider
-    if not args.emulator:
-        receiver = ltx2.WebhookReceiver(public_url=args.webhook_url) if args.webhook_url else None
-        listen = parse_listen(args.listen) if receiver is not None else None
-        # Made before the receiver binds: no key (AuthenticationError, exit 1) binds no port.
-        client = ltx2.Client(provider, base_url=args.base_url, webhooks=receiver)
-        if receiver is not None and listen is not None:
-            await receiver.start(*listen)
-            stack.push_async_callback(receiver.stop)
-        return client
-
-    from ltx2.emulator import Emulator
-
-    scale: float = args.time_scale
-    emu = await stack.enter_async_context(
-        Emulator(time_scale=scale, host="127.0.0.1", port=0, render=args.render)
-    )
-    receiver, options = emulator_receiver(emu, provider)
-    await receiver.start("127.0.0.1", 0)
-    stack.push_async_callback(receiver.stop)
-    err.print(
-        f"[dim]emulator at {emu.url}, webhook receiver at {receiver.public_url}, "
-        f"time scale {scale:g}[/dim]",
-        soft_wrap=True,
-    )
-    return ltx2.Client(
-        provider,
-        api_key="emulator-key",
-        base_url=emu.provider_url(provider),
-        webhooks=receiver,
-        time_scale=scale,
-        **options,
-    )
 
 
 def _write_report(out_dir: Path, outcomes: dict[int, Outcome]) -> Path:

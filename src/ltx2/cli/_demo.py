@@ -105,6 +105,7 @@ async def demo(args: argparse.Namespace) -> int:
                         expected=DEMO_PROVIDER_SECONDS * scale,
                         timeout=DEMO_TIMEOUT,
                         note="awaiting webhook" if client.capabilities.webhooks else "polling",
+                        webhook=client.capabilities.webhooks is not None,
                     )
                     by_webhook = receiver.stats["accepted"] > accepted
                     size, download_seconds = await download(waited.video, out, console=err)

@@ -1,29 +1,38 @@
-"""``ltx2 generate``: one real generation at a provider, with progress, saved to a file."""
+"""``ltx2 generate``: one real generation at a provider, with progress, saved to a file.
+
+Stopped by Ctrl-C or SIGTERM, it does not leave a paid job behind unseen: where the provider
+can cancel, the job is cancelled there (and the provider's status read back); where it cannot,
+or the cancel fails, it prints the job's id and the exact ``ltx2 status`` command that follows
+it. A signal while the create request is in flight waits for its reply first, so the job's id
+is known; a second signal stops at once. Exit code 130 (SIGINT) or 143 (SIGTERM).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import sys
+from typing import TYPE_CHECKING
 
 import ltx2
 
+from ._connect import Connection, open_client, parse_listen, status_command
+from ._signals import Interrupts, exit_code
 from ._ui import check_out_path, download, wait_for_video
 
-__all__ = ["generate", "parse_listen"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["CANCEL_GRACE", "generate", "parse_listen"]
+
+#: How long cancelling the job at the provider may take after a signal, in seconds.
+CANCEL_GRACE = 15.0
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:8080`` for IPv6) → ``(host, port)``; InvalidRequestError if not."""
-    host, sep, port = value.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ltx2.InvalidRequestError(
-            f"listen: {value!r} is not HOST:PORT",
-            field="listen",
-            value=value,
-            allowed="HOST:PORT, e.g. 127.0.0.1:8080",
-        )
-    return host, int(port)
+def _say(message: str) -> None:
+    # Plain text, never wrapped: the status command must be copyable as printed.
+    print(f"ltx2: {message}", file=sys.stderr, flush=True)
 
 
 async def generate(args: argparse.Namespace) -> int:
@@ -49,38 +58,126 @@ async def generate(args: argparse.Namespace) -> int:
             value=args.timeout,
             allowed="> 0",
         )
-    # With --webhook-url the job resolves from webhooks sent to that public URL, which must
-    # forward to --listen; without it the SDK polls.
-    receiver = ltx2.WebhookReceiver(public_url=args.webhook_url) if args.webhook_url else None
-    listen = parse_listen(args.listen) if receiver is not None else None
-    # The client is made first: no key (AuthenticationError, exit 1) binds no port.
-    client = ltx2.Client(args.provider, base_url=args.base_url, webhooks=receiver)
+    if args.webhook_url:
+        parse_listen(args.listen)
     async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(client)
-        if receiver is not None and listen is not None:
-            await receiver.start(*listen)
-            stack.push_async_callback(receiver.stop)
-            err.print(f"webhook receiver on {listen[0]}:{listen[1]} for {receiver.public_url}")
-        job = await client.submit(request)
-        err.print(f"submitted {args.provider} job [bold]{job.id}[/bold]")
-        low, high = client.capabilities.expected_seconds
-        try:
-            waited = await wait_for_video(
-                job,
-                console=err,
-                expected=(low + high) / 2,
-                timeout=args.timeout,
-                note="awaiting webhook" if receiver is not None else None,
+        # With --webhook-url the job resolves from webhooks sent to that public URL, which
+        # must forward to --listen (with --emulator: a receiver on a free loopback port);
+        # without it the SDK polls.
+        conn = await open_client(args, stack, err, in_process=True, webhooks=True)
+        with Interrupts() as stop:
+            try:
+                return await _generate(args, conn, request, stop, err)
+            except asyncio.CancelledError:
+                if stop.signum is None:
+                    raise
+                _say("interrupted again: stopped at once")
+                return exit_code(stop.signum)
+
+
+async def _generate(
+    args: argparse.Namespace,
+    conn: Connection,
+    request: ltx2.VideoRequest,
+    stop: Interrupts,
+    err: Console,
+) -> int:
+    client = conn.client
+    submitting = asyncio.create_task(client.submit(request))
+    if await stop.first(submitting):
+        # The create may have reached the provider: wait for its reply, so that the job can
+        # be cancelled or at least named. A second signal stops waiting (and then submit
+        # itself cancels the job where it can, once its reply comes).
+        _say("interrupted: waiting for the reply to the submit (press Ctrl-C again to stop now)")
+        job = await submitting
+        return await _interrupted(args, conn, job, stop)
+    job = submitting.result()
+    err.print(f"submitted {args.provider} job [bold]{job.id}[/bold]", highlight=False)
+    low, high = client.capabilities.expected_seconds
+    webhook = conn.receiver is not None and client.capabilities.webhooks is not None
+    waiting = asyncio.create_task(
+        wait_for_video(
+            job,
+            console=err,
+            expected=(low + high) / 2 * conn.time_scale,
+            timeout=args.timeout,
+            note="awaiting webhook" if webhook else None,
+            webhook=webhook,
+        )
+    )
+    if await stop.first(waiting):
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ltx2.LTX2Error):
+            await waiting
+        return await _interrupted(args, conn, job, stop)
+    try:
+        waited = waiting.result()
+    except ltx2.JobTimeoutError:
+        _say(
+            "the job keeps running; follow it with: "
+            + status_command(args, job.id, in_process=conn.in_process)
+        )
+        raise
+    downloading = asyncio.create_task(download(waited.video, args.out, console=err))
+    if await stop.first(downloading):
+        downloading.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ltx2.LTX2Error, OSError):
+            await downloading
+        _say(
+            f"interrupted during the download; {args.provider} job {job.id} succeeded, "
+            f"nothing was written to {args.out}"
+            + (
+                ""
+                if conn.in_process
+                else "; its video URL is printed by: "
+                + status_command(args, job.id, in_process=False)
             )
-        except ltx2.JobTimeoutError:
-            err.print(
-                f"the job keeps running; check it with: ltx2 status {job.id} "
-                f"--provider {args.provider}"
-            )
-            raise
-        size, seconds = await download(waited.video, args.out, console=err)
+        )
+        assert stop.signum is not None
+        return exit_code(stop.signum)
+    size, seconds = downloading.result()
     print(
         f"{args.out}: {size / 1e6:.2f} MB; {args.provider} job {job.id} took {waited.seconds:.1f} s"
         f", download {seconds:.1f} s"
     )
     return 0
+
+
+async def _interrupted(
+    args: argparse.Namespace, conn: Connection, job: ltx2.Job, stop: Interrupts
+) -> int:
+    """After a signal: cancel the job where the provider can, else say how to follow it."""
+    assert stop.signum is not None
+    code = exit_code(stop.signum)
+    client = conn.client
+    name = f"{args.provider} job {job.id}"
+    follow = status_command(args, job.id, in_process=conn.in_process)
+    gone = " (the emulator ran in this command and stopped with it)" if conn.in_process else ""
+    if job.done:
+        _say(f"interrupted; {name} had already ended: {job.status.value}")
+        return code
+    if not client.capabilities.cancel:
+        _say(
+            f"interrupted; {args.provider} cannot cancel a job, so {name} keeps running (and "
+            f"is billed). Follow it with: {follow}{gone}"
+        )
+        return code
+    try:
+        async with asyncio.timeout(CANCEL_GRACE):
+            await job.cancel()
+            state = await job.refresh()
+    except (ltx2.LTX2Error, TimeoutError) as exc:
+        why = str(exc) or f"no answer within {CANCEL_GRACE:g} s"
+        _say(
+            f"interrupted; cancelling {name} failed ({why}): it may still be running. "
+            f"Follow it with: {follow}{gone}"
+        )
+        return code
+    if state is ltx2.JobStatus.CANCELLED:
+        _say(f"interrupted; cancelled {name} at {args.provider}")
+    else:
+        _say(
+            f"interrupted; asked {args.provider} to cancel {name}, which is still "
+            f"{state.value}. Follow it with: {follow}{gone}"
+        )
+    return code

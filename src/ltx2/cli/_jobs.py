@@ -7,9 +7,11 @@ Plain output (no rich), so they work with the base install and are easy to parse
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 import ltx2
 
+from ._connect import open_client
 from ._ui import describe_update
 
 __all__ = ["cancel", "status"]
@@ -18,7 +20,8 @@ __all__ = ["cancel", "status"]
 async def status(args: argparse.Namespace) -> int:
     """Print the job's status (one status request; plus the result read where the provider
     keeps the video there). Exit 0 whatever the job's state: the status was read."""
-    async with ltx2.Client(args.provider, base_url=args.base_url) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        client = (await open_client(args, stack, in_process=False)).client
         job = client.job(args.job_id)
         state = await job.refresh()
         update = job.last_update
@@ -33,7 +36,8 @@ async def status(args: argparse.Namespace) -> int:
 async def cancel(args: argparse.Namespace) -> int:
     """Ask the provider to cancel the job. :class:`ltx2.UnsupportedError` (no cancel at this
     provider) and API errors (e.g. RunComfy refusing a job that already started) exit 1."""
-    async with ltx2.Client(args.provider, base_url=args.base_url) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        client = (await open_client(args, stack, in_process=False)).client
         job = client.job(args.job_id)
         await job.cancel()
     print(f"cancel requested: {args.provider}:{job.id}")

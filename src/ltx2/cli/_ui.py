@@ -33,6 +33,10 @@ __all__ = [
 
 #: The bar reaches this fraction at the expected time, then creeps on towards 99 %.
 _AT_EXPECTED = 0.9
+#: While waiting, the job's status is read every ``expected / 20`` seconds within these
+#: bounds, so the status line turns to "running" when the job does.
+LOOK_MIN_INTERVAL = 0.25
+LOOK_MAX_INTERVAL = 5.0
 
 
 @dataclass(slots=True)
@@ -90,10 +94,14 @@ async def wait_for_video(
     timeout: float | None,
     label: str = "generating",
     note: str | None = None,
+    webhook: bool = False,
 ) -> Waited:
     """Wait for ``job`` with a live progress bar and status line; return its video.
 
-    ``note`` is appended to the status line until the job ends (e.g. "awaiting webhook").
+    ``note`` is appended to the status line until the job ends (e.g. "awaiting webhook");
+    ``webhook``: a webhook will announce the end.
+    The job's status is read now and then while it runs (``job.refresh()``), so the line
+    shows the provider's real status, not "queued" until the webhook comes.
 
     Raises what ``job.result(timeout)`` raises (:class:`ltx2.JobFailedError`,
     :class:`ltx2.JobCancelledError`, :class:`ltx2.JobTimeoutError`); the bar shows why.
@@ -137,9 +145,33 @@ async def wait_for_video(
             bar.update(task, completed=100 * estimate(time.monotonic() - started, expected))
             await asyncio.sleep(0.1)
 
+    async def look() -> None:
+        # A webhook only says when the job has ended, and the poller's first read comes late
+        # (near the shortest stated processing time; with a webhook expected, later still):
+        # without reads of our own the line would say "queued" until the very end. One job
+        # watched by a person: read its status about 20 times over its expected time, as
+        # fal-client's and replicate's waiting loops do (they read more often still). With a
+        # webhook on its way the end is the webhook's to tell: the reads stop once the job
+        # runs and half its expected time has passed.
+        interval = min(LOOK_MAX_INTERVAL, max(LOOK_MIN_INTERVAL, expected / 20))
+        while not job.done:
+            if (
+                webhook
+                and job.status is ltx2.JobStatus.RUNNING
+                and time.monotonic() - started >= expected / 2
+            ):
+                return
+            await asyncio.sleep(interval)
+            with contextlib.suppress(ltx2.LTX2Error):
+                await job.refresh()
+
     with bar:
         task = bar.add_task(label, total=100, status="submitted")
-        helpers = [asyncio.create_task(watch()), asyncio.create_task(tick())]
+        helpers = [
+            asyncio.create_task(watch()),
+            asyncio.create_task(tick()),
+            asyncio.create_task(look()),
+        ]
         try:
             video = await job.result(timeout)
         except ltx2.LTX2Error:

@@ -1,0 +1,137 @@
+"""Ctrl-C (SIGINT) or SIGTERM during ``ltx2 generate``, in a child process against an emulator
+of the test's own: where the provider can cancel, the job is cancelled there; where it cannot,
+the command prints the job's id and the exact ``ltx2 status`` command that follows it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import signal
+from pathlib import Path
+
+import pytest
+from tests.conftest import make_png
+from tests.integration._processes import Process, ltx2_command, spawn
+
+import ltx2
+from ltx2.cli import main
+from ltx2.emulator import Emulator
+from ltx2.emulator._jobs import Job as EmulatedJob
+from ltx2.providers import get
+
+pytest.importorskip("rich")
+
+#: Provider seconds: long enough that the job is still pending when the signal comes.
+PROCESSING = 1000.0
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "input.png"
+    path.write_bytes(make_png(320, 180))
+    return path
+
+
+def env_with_key(provider: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_KEY", "_TOKEN"))}
+    env[get(provider).env_var] = "test-key"
+    return env
+
+
+async def first_job(emu: Emulator, proc: Process, timeout: float = 30.0) -> EmulatedJob:
+    """The first job the child created at the emulator."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not emu.jobs:
+        if proc.proc.returncode is not None or loop.time() > deadline:
+            raise AssertionError(f"no job was created; stderr:\n{proc.stderr()}")
+        await asyncio.sleep(0.05)
+    return next(iter(emu.jobs.values()))
+
+
+async def interrupt_generate(
+    emu: Emulator, provider: str, image: Path, tmp_path: Path, sig: signal.Signals
+) -> tuple[EmulatedJob, int, str]:
+    """Run ``ltx2 generate`` against ``emu``, send ``sig`` once its job exists, and return
+    the job, the exit code and stderr."""
+    out = tmp_path / "video.mp4"
+    argv = ltx2_command(
+        "generate", str(image), "The camera pans left", "--provider", provider,
+        "--base-url", emu.provider_url(provider), "--out", str(out), "--timeout", "120",
+    )  # fmt: skip
+    name = f"ltx2 generate ({provider})"
+    async with spawn(argv, name=name, stderr=tmp_path / "err", env=env_with_key(provider)) as proc:
+        job = await first_job(emu, proc)
+        await asyncio.sleep(0.3)  # also past the create reply, into the wait (either is fine)
+        proc.send_signal(sig)
+        code = await proc.wait(30)
+    assert not out.exists()
+    return job, code, proc.stderr()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+async def test_a_signal_during_generate_cancels_the_job_at_the_provider(
+    image: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    async with Emulator(time_scale=1.0, render="stub", processing_time=PROCESSING) as emu:
+        job, code, err = await interrupt_generate(emu, "eachlabs", image, tmp_path, sig)
+
+        assert job.state == "cancelled", err  # at the emulator: nothing left running
+        assert emu.stats_for("eachlabs")["cancels"] == 1
+    assert code == 128 + sig, err  # 130 for Ctrl-C, 143 for SIGTERM
+    assert f"cancelled eachlabs job {job.id}" in err
+    assert "Traceback" not in err
+    assert "test-key" not in err
+
+
+async def test_ctrl_c_right_after_the_create_still_cancels_the_job(
+    image: Path, tmp_path: Path
+) -> None:
+    # The signal comes while the create's reply may still be on its way: the command waits
+    # for it (so it has the id) and then cancels.
+    async with Emulator(time_scale=1.0, render="stub", processing_time=PROCESSING) as emu:
+        out = tmp_path / "video.mp4"
+        argv = ltx2_command(
+            "generate", str(image), "The camera pans left",
+            "--base-url", emu.provider_url("eachlabs"), "--out", str(out),
+        )  # fmt: skip
+        env = env_with_key("eachlabs")
+        async with spawn(argv, name="ltx2 generate", stderr=tmp_path / "err", env=env) as proc:
+            job = await first_job(emu, proc)
+            proc.send_signal(signal.SIGINT)
+            code = await proc.wait(30)
+        assert code == 130, proc.stderr()
+        assert job.state == "cancelled", proc.stderr()
+
+
+@pytest.mark.parametrize("provider", ["gmicloud", "aimlapi"])
+async def test_where_the_provider_cannot_cancel_it_prints_the_status_command_to_follow_it(
+    image: Path,
+    tmp_path: Path,
+    provider: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with Emulator(time_scale=1.0, render="stub", processing_time=PROCESSING) as emu:
+        job, code, err = await interrupt_generate(emu, provider, image, tmp_path, signal.SIGINT)
+
+        assert code == 130, err
+        assert job.state == "pending"  # it runs on at the provider
+        assert emu.stats_for(provider)["cancels"] == 0
+        assert job.id in err
+        command = (
+            f"ltx2 status {job.id} --provider {provider} --base-url {emu.provider_url(provider)}"
+        )
+        assert command in err
+        assert "cannot cancel" in err
+
+        # The printed command works as printed.
+        for name in ltx2.PROVIDERS:
+            monkeypatch.delenv(get(name).env_var, raising=False)
+        monkeypatch.setenv(get(provider).env_var, "test-key")
+        argv = shlex.split(command)[1:]
+        assert await asyncio.to_thread(main, argv) == 0
+    out = capsys.readouterr().out
+    assert f"job: {provider}:{job.id}" in out
+    assert "status: queued" in out or "status: running" in out
