@@ -13,7 +13,7 @@ from typing import Any
 
 from ._faults import Faults
 
-__all__ = ["build_parser", "main", "parse_processing_time"]
+__all__ = ["build_parser", "main", "parse_limits", "parse_processing_time"]
 
 DEFAULT_PORT = 8765
 
@@ -33,6 +33,17 @@ def parse_processing_time(text: str) -> Any:
         name, _, value = item.partition("=")
         table[name.strip()] = one(value.strip())
     return table
+
+
+def parse_limits(text: str) -> tuple[int | None, int | None]:
+    """``"60:5"`` (creates per minute, concurrent predictions per key); either may be empty."""
+    creates, sep, concurrent = text.strip().partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected CREATES:CONCURRENT, got {text!r}")
+    try:
+        return (int(creates) if creates else None, int(concurrent) if concurrent else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers, got {text!r}") from None
 
 
 def build_parser(prog: str = "ltx2 emulator") -> argparse.ArgumentParser:
@@ -69,6 +80,14 @@ def build_parser(prog: str = "ltx2 emulator") -> argparse.ArgumentParser:
         help="accepted key (repeatable)",
     )
     p.add_argument("--no-limits", action="store_true", help="do not enforce Eachlabs' rate limits")
+    p.add_argument(
+        "--limits",
+        type=parse_limits,
+        default=None,
+        metavar="CREATES:CONCURRENT",
+        help="Eachlabs' per-key limits instead of the seed's 100:10 (creates/min, concurrent;"
+        ' empty for none, e.g. "60:" or ":5")',
+    )
     p.add_argument("--certfile", default=None, help="serve https with this certificate (PEM)")
     p.add_argument("--keyfile", default=None, help="private key for --certfile")
     return p
@@ -98,7 +117,7 @@ async def _serve(args: argparse.Namespace) -> None:
         render=args.render,
         api_keys=set(args.api_keys) if args.api_keys else None,
         ssl=context,
-        limits=not args.no_limits,
+        limits=False if args.no_limits else (args.limits if args.limits else True),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

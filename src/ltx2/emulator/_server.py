@@ -116,7 +116,10 @@ class Emulator:
             reachable without fetching them.
         api_keys: accepted keys; ``None`` accepts any non-empty key in the provider's form.
         ssl: an :class:`ssl.SSLContext` to serve https.
-        limits: enforce Eachlabs' 100 creates/min and 10 concurrent predictions per key.
+        limits: enforce Eachlabs' 100 creates/min and 10 concurrent predictions per key
+            (``True``), none (``False``), or other per-key limits ``(creates_per_minute,
+            concurrent)`` with ``None`` for no limit of that kind: a benchmark or test can
+            hold a client to a limit it was not told about.
     """
 
     def __init__(
@@ -131,7 +134,7 @@ class Emulator:
         render: str = "full",
         api_keys: Collection[str] | None = None,
         ssl: _ssl.SSLContext | None = None,
-        limits: bool = True,
+        limits: bool | tuple[int | None, int | None] = True,
     ) -> None:
         if not time_scale > 0:
             raise ValueError("time_scale must be > 0")
@@ -145,7 +148,15 @@ class Emulator:
         self.render = render
         self.api_keys = frozenset(api_keys) if api_keys is not None else None
         self.ssl = ssl
-        self.limits = limits
+        if isinstance(limits, tuple):
+            self.limits = True
+            self.creates_per_minute, self.concurrent = limits
+        else:
+            self.limits = bool(limits)
+            self.creates_per_minute, self.concurrent = (
+                EACHLABS_CREATES_PER_MINUTE,
+                EACHLABS_CONCURRENT,
+            )
         self._processing = _processing_table(processing_time)
         self.stats: dict[str, dict[str, Any]] = {p: _new_stats() for p in PROVIDERS}
         """Counters per provider (a JSON-able dict of dicts); also at ``/_emulator/stats``."""
@@ -487,16 +498,17 @@ class Emulator:
         times = self._create_times.setdefault(key, deque())
         while times and times[0] <= now - window:
             times.popleft()
-        if len(times) >= EACHLABS_CREATES_PER_MINUTE:
+        creates, concurrent = self.creates_per_minute, self.concurrent
+        if creates is not None and len(times) >= creates:
             return (
-                f"Rate limit exceeded: {EACHLABS_CREATES_PER_MINUTE} creates per minute per key",
+                f"Rate limit exceeded: {creates} creates per minute per key",
                 times[0] + window - now,
             )
         active = self._active[api.name].get(key, set())
-        if len(active) >= EACHLABS_CONCURRENT:
+        if concurrent is not None and len(active) >= concurrent:
             soonest = min(job.deadline for job in active)
             return (
-                f"Rate limit exceeded: {EACHLABS_CONCURRENT} concurrent predictions per key",
+                f"Rate limit exceeded: {concurrent} concurrent predictions per key",
                 max(soonest - now, self.scaled(0.5)),
             )
         return None

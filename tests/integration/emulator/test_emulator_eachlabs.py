@@ -229,6 +229,24 @@ async def test_limits_off_allows_more_than_ten_concurrent(
         assert status == 200
 
 
+async def test_limits_can_be_set_apart_from_the_seeds(
+    start_emulator: Callable[..., Awaitable[Emulator]],
+    http: aiohttp.ClientSession,
+    hosted_image: Callable[[Emulator], Awaitable[str]],
+) -> None:
+    # A limit a client is not told about: 3 creates a minute, no concurrency cap.
+    emu = await start_emulator(limits=(3, None))
+    image = await hosted_image(emu)
+    for _ in range(3):
+        status, _, _ = await create(http, emu, image)
+        assert status == 200
+    status, body, headers = await create(http, emu, image)
+    assert status == 429
+    assert "3 creates per minute" in body["details"]
+    assert float(headers["Retry-After"]) > 0
+    assert emu.stats_for("eachlabs")["rate_limited"] == 1
+
+
 async def test_cancel_running_prediction_then_status_is_cancelled(
     emu: Emulator, http: aiohttp.ClientSession, hosted_image: Callable[[Emulator], Awaitable[str]]
 ) -> None:

@@ -121,3 +121,14 @@ def test_job_stages_follow_time() -> None:
     job.state = "succeeded"
     assert job.stage(101.0) == "succeeded"
     assert job.next_change(101.0) is None
+
+
+def test_limits_option_reads_creates_and_concurrent_either_empty() -> None:
+    from ltx2.emulator._cli import build_parser
+
+    assert build_parser().parse_args(["--limits", "60:5"]).limits == (60, 5)
+    assert build_parser().parse_args(["--limits", "60:"]).limits == (60, None)
+    assert build_parser().parse_args(["--limits", ":5"]).limits == (None, 5)
+    assert build_parser().parse_args([]).limits is None
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--limits", "sixty"])
