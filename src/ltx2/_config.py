@@ -102,6 +102,7 @@ class PollPolicy:
     ``max_interval``.
 
     ``time_scale`` multiplies every duration (use the emulator's time scale in tests).
+    ``seed`` makes the jitter reproducible (benchmarks and tests; ``None``: a fresh draw).
     """
 
     first: float | None = None
@@ -112,3 +113,4 @@ class PollPolicy:
     jitter: float = 0.05
     webhook_grace: float = 1.5
     time_scale: float = 1.0
+    seed: int | None = None

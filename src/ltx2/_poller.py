@@ -63,7 +63,7 @@ class Poller:
         self.policy = policy
         self.expected = expected
         self._clock = clock
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random(policy.seed)
         self._entries: dict[str, _Entry] = {}
         self._heap: list[tuple[float, str]] = []
         self._wake: asyncio.Future[None] | None = None
