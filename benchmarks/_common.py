@@ -187,3 +187,95 @@ def percentile(values: Sequence[float], q: float) -> float:
     lo = int(pos)
     hi = min(lo + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+# -- memory per pending job (shared by bench_fanout and bench_scaling) ----------------------
+
+
+def rss_bytes() -> int:
+    """This process's resident set size (Linux ``/proc``)."""
+    import resource
+
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize()
+
+
+async def pending_memory(
+    provider: str, base: str, sizes: Sequence[int], kind: str
+) -> dict[str, Any]:
+    """Memory one *pending* job costs the client (Job handle, store record, poller entry,
+    limiter slot), as the slope of memory over N: after a warm-up of 200 jobs, submit jobs
+    that stay pending (the emulator must make them take long) up to each size in ``sizes``,
+    reading traced allocations (``kind="traced"``, tracemalloc) or RSS at each; the slope
+    between the first and the last size leaves out whatever is paid once (imports, caches,
+    the session, the first pages of each container). Returns the readings and the slope."""
+    import asyncio
+    import gc
+    import tracemalloc
+
+    import ltx2
+
+    traced = kind == "traced"
+    held: list[ltx2.Job] = []
+    async with ltx2.Client(provider, api_key=API_KEY, base_url=base) as client:
+        request = ltx2.VideoRequest(image="https://example.com/cat.jpg", prompt="a cat yawns")
+        sem = asyncio.Semaphore(64)
+
+        async def submit() -> None:
+            async with sem:
+                held.append(await client.submit(request))
+
+        async def submit_many(k: int) -> None:
+            tasks = [asyncio.ensure_future(submit()) for _ in range(k)]
+            await asyncio.gather(*tasks)
+            del tasks
+
+        def reading() -> int:
+            gc.collect()
+            return tracemalloc.get_traced_memory()[0] if traced else rss_bytes()
+
+        await submit_many(200)
+        if traced:
+            tracemalloc.start()
+        readings: list[tuple[int, int]] = [(0, reading())]
+        done = 0
+        for size in sizes:
+            await submit_many(size - done)
+            done = size
+            readings.append((size, reading()))
+        if traced:
+            tracemalloc.stop()
+        if sum(1 for job in held if not job.done) != done + 200:
+            raise RuntimeError("jobs finished: the emulator's processing time is too short")
+    (n1, m1), (n2, m2) = readings[1], readings[-1]
+    return {
+        "kind": kind,
+        "readings": readings,
+        "bytes_per_job": (m2 - m1) / (n2 - n1),
+        "total_over_n": (m2 - readings[0][1]) / n2,
+    }
+
+
+async def pending_memory_in_child(
+    provider: str, base: str, sizes: Sequence[int], kind: str
+) -> dict[str, Any]:
+    """:func:`pending_memory` in a fresh process pinned to :data:`CLIENT_CPU`."""
+    import asyncio
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "memory", provider, base, kind, *map(str, sizes),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory measurement ({kind}, {list(sizes)}) failed")
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["memory"]:
+    import asyncio
+
+    _provider, _base, _kind, *_sizes = sys.argv[2:]
+    pin(CLIENT_CPU)
+    emit(asyncio.run(pending_memory(_provider, _base, [int(x) for x in _sizes], _kind)))
