@@ -18,6 +18,7 @@ from anyio.abc import TaskGroup
 
 from ._config import Limits, PollPolicy, RetryPolicy, Timeouts
 from ._errors import (
+    APIError,
     AuthenticationError,
     InvalidRequestError,
     LTX2Error,
@@ -298,13 +299,30 @@ class Client:
     async def _upload(self, src: ImageSource) -> str:
         mime = src.mime or "application/octet-stream"
         name = src.path.name if src.path is not None else f"image.{mime.split('/')[-1]}"
-        reply = await self._transport.send(self._provider.upload(name, mime))
-        target = self._provider.parse_upload(reply)
-        # The PUT carries the content type asked for, plus every header the provider said it
-        # must (Eachlabs' required_headers: its presigned URL is signed for them).
+        data = await src.read()
+        error: Exception | None = None
+        for fallback in range(4):
+            call = self._provider.upload(name, mime, fallback=fallback)
+            if call is None:
+                break
+            try:
+                return await self._upload_via(call, mime, data)
+            except (APIError, TransportError, ValueError) as exc:
+                # The provider's older upload route may still work (fal, as fal-client does).
+                log.info("%s upload route %d failed (%s)", self.provider, fallback, exc)
+                error = exc
+        assert error is not None
+        raise error
+
+    async def _upload_via(self, call: HTTPCall, mime: str, data: bytes) -> str:
+        target = self._provider.parse_upload(await self._transport.send(call))
+        # The transfer carries the content type asked for, plus every header the provider
+        # said it must (Eachlabs' required_headers: its presigned URL is signed for them).
         headers = {"Content-Type": mime, **{k: v for k, v in target.headers.items() if v}}
-        await self._transport.put(target.put_url, await src.read(), headers)
-        return target.file_url
+        reply = await self._transport.send(
+            HTTPCall(target.method, target.put_url, "upload", headers=headers, data=data)
+        )
+        return target.file_url or self._provider.parse_uploaded(reply)
 
     async def submit(self, request: VideoRequest | None = None, /, **fields: Any) -> Job:
         """Submit one job and return its :class:`Job` as soon as the provider accepted it.

@@ -130,7 +130,7 @@ class Transport:
             except TransportError as exc:
                 error, retry_after, retryable = exc, None, call.idempotent
             else:
-                if reply.status < 400:
+                if reply.status < 400 or reply.status in call.accept:
                     carried = self.provider.reply_error(reply)
                     if carried is None:
                         return reply

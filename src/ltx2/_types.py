@@ -95,7 +95,8 @@ class HTTPCall:
     ``json`` and ``data`` are exclusive. ``idempotent`` tells the transport whether a retry
     after the request may have reached the provider is safe (status reads are; creates are
     not). ``kind`` names the call for logs, limits and metrics: ``create``, ``status``,
-    ``result``, ``cancel``, ``upload``, ``list``.
+    ``result``, ``cancel``, ``upload``, ``list``. ``accept``: error statuses to return as
+    replies instead of raising.
     """
 
     method: str
@@ -106,6 +107,9 @@ class HTTPCall:
     json: Any = None
     data: bytes | None = None
     idempotent: bool = True
+    #: Error statuses that are answers here, returned like a 2xx (fal's cancel answers 409
+    #: ALREADY_COMPLETED for a job that finished: not a failure of the call).
+    accept: frozenset[int] = frozenset()
 
     def __repr__(self) -> str:
         # Headers hold the API key: never show them.

@@ -1,4 +1,5 @@
-"""AI/ML API (seeds/004_c8bf4e7a0b888e5c.txt) under ``/aimlapi``."""
+"""AI/ML API (seeds/004_c8bf4e7a0b888e5c.txt, aimlapi-sdk-python 2.24.0rc1) under
+``/aimlapi``, or at a host root (the official SDK keeps only its base URL's host)."""
 
 from __future__ import annotations
 
@@ -21,12 +22,14 @@ MAX_DATA_URI_BYTES = 50 * 1024 * 1024
 # seed 004's example: 120000 tokens for an 8 s 1080p video.
 TOKENS_PER_SECOND_1080P = 15_000
 
-# Our stages -> seed 004's polling loop: "waiting", "active", "queued", "generating" are
-# pending; "completed" and "error" are final (DESIGN: queued, waiting, active, generating).
+# Our stages -> the statuses aimlapi-sdk-python 2.24.0rc1 knows (aimlapi/resources/videos.py
+# _VIDEO_PENDING_STATUSES: queued, generating; anything else ends its polling loop) and the
+# API docs' completed/error. seed 004's loop also names "waiting" and "active", but serving
+# them would stop the official SDK early with an unfinished job.
 _STATUS = {
     "created": "queued",
-    "queued": "waiting",
-    "starting": "active",
+    "queued": "queued",
+    "starting": "generating",
     "running": "generating",
     "succeeded": "completed",
     "failed": "error",

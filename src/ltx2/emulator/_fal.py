@@ -1,5 +1,6 @@
-"""fal (seeds/001_9fad711611cc8afb.txt + DESIGN provider table) under ``/fal`` (the queue
-host, ``queue.fal.run``) and ``/fal-rest`` (``rest.alpha.fal.ai``: storage, JWKS)."""
+"""fal (seeds/001_9fad711611cc8afb.txt, fal-client 1.0.3, fal's queue docs) under ``/fal``
+(the queue host ``queue.fal.run``, with fal's REST storage and CDN upload beside it) and
+``/fal-rest`` (``rest.fal.ai``: storage, JWKS), or all at one host root."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import asyncio
 import hashlib
 import json
 import random
+import secrets
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +30,8 @@ ENDPOINT = "fal-ai/ltx-2/image-to-video/fast"
 # seed 001, Output example: "file_name": "ltxv-2-i2v-output.mp4".
 OUTPUT_FILE_NAME = "ltxv-2-i2v-output.mp4"
 MAX_DATA_URI_BYTES = 50 * 1024 * 1024
+#: How long a CDN upload token lives (fal-client refreshes it when it has expired).
+CDN_TOKEN_SECONDS = 3600.0
 # fal's documented error types for these failures (model errors page).
 _ERROR_TYPES = {
     "image_download": "file_download_error",
@@ -43,18 +47,37 @@ class FalAPI(ProviderAPI):
     # DESIGN: "10 tries over 2 h": doubling from 14 s, 9 waits add up to ~2 h.
     retry_delays = tuple(14.0 * 2**i for i in range(9))
 
+    def __init__(self, emu: Any) -> None:
+        super().__init__(emu)
+        self._cdn_tokens: dict[str, float] = {}
+
     def routes(self) -> list[web.RouteDef]:
-        """Queue endpoints under ``/fal``; storage and JWKS under ``/fal-rest``."""
+        """Queue endpoints under ``/fal``; storage (token, legacy initiate) under ``/fal-rest``
+        and ``/fal``; the CDN's upload under ``/fal``; JWKS under ``/fal-rest``."""
         base = f"/{APP}/requests/{{id}}"
+        storage = [
+            route
+            for prefix in ("/fal-rest", "/fal")
+            for route in (
+                web.post(f"{prefix}/storage/auth/token", self.wrap("upload", self.cdn_token)),
+                web.post(f"{prefix}/storage/upload/initiate", self.wrap("upload", self.initiate)),
+            )
+        ]
         return [
             self.route("POST", f"/{ENDPOINT}", "create", self.submit),
             self.route("GET", f"{base}/status", "status", self.status),
             self.route("GET", f"{base}/status/stream", "stream", self.stream),
             self.route("GET", base, "result", self.result),
             self.route("PUT", f"{base}/cancel", "cancel", self.cancel),
-            web.post("/fal-rest/storage/upload/initiate", self.wrap("upload", self.initiate)),
+            *storage,
+            web.post("/fal/files/upload", self.cdn_upload),
             web.get("/fal-rest/.well-known/jwks.json", self.jwks),
         ]
+
+    def root_routes(self) -> list[web.RouteDef]:
+        """Queue, storage, CDN and JWKS at the root: one listener stands in for
+        ``queue.fal.run``, ``rest.fal.ai`` and ``v3.fal.media`` alike."""
+        return [*super().root_routes(), web.get("/.well-known/jwks.json", self.jwks)]
 
     def error(
         self,
@@ -89,8 +112,8 @@ class FalAPI(ProviderAPI):
             headers={"X-Fal-Error-Type": exc.kind},
         )
 
-    def _urls(self, job_id: str) -> dict[str, str]:
-        response_url = f"{self.emu.provider_url('fal')}/{APP}/requests/{job_id}"
+    def _urls(self, request: web.Request, job_id: str) -> dict[str, str]:
+        response_url = f"{self.emu.base_for(request, self.name)}/{APP}/requests/{job_id}"
         return {
             "response_url": response_url,
             "status_url": f"{response_url}/status",
@@ -134,7 +157,7 @@ class FalAPI(ProviderAPI):
             "status": "IN_QUEUE",
             "request_id": job.id,
             "gateway_request_id": job.extra["gateway_request_id"],
-            **self._urls(job.id),
+            **self._urls(request, job.id),
             "queue_position": job.queue_position,
         }
         return self.json(reply, headers={"x-fal-request-id": job.id})
@@ -142,10 +165,12 @@ class FalAPI(ProviderAPI):
     def _job(self, request: web.Request) -> Job | None:
         return self.emu.find_job(self.name, request.match_info["id"])
 
-    def _status_body(self, job: Job, with_logs: bool) -> tuple[dict[str, Any], int]:
+    def _status_body(
+        self, request: web.Request, job: Job, with_logs: bool
+    ) -> tuple[dict[str, Any], int]:
         now = self.emu.now()
         stage = job.stage(now)
-        body: dict[str, Any] = {"request_id": job.id, **self._urls(job.id)}
+        body: dict[str, Any] = {"request_id": job.id, **self._urls(request, job.id)}
         logs = _logs(job, now) if with_logs else None
         # fal_client reads data["logs"] for IN_PROGRESS and COMPLETED: always send the key.
         # fal's queue docs: status answers 202 while queued or running, 200 once complete.
@@ -169,7 +194,7 @@ class FalAPI(ProviderAPI):
             return self.error(404, "Request not found")
         self.emu.count_status(job)
         with_logs = request.query.get("logs", "0").lower() in ("1", "true", "yes")
-        body, code = self._status_body(job, with_logs)
+        body, code = self._status_body(request, job, with_logs)
         return self.json(body, status=code)
 
     async def stream(self, request: web.Request, key: str) -> web.StreamResponse:
@@ -186,8 +211,10 @@ class FalAPI(ProviderAPI):
         last = None
         closing = self.emu.closing
         while True:
-            body, _ = self._status_body(job, with_logs)
-            key_fields = (body["status"], body.get("queue_position"))
+            body, _ = self._status_body(request, job, with_logs)
+            # A new event for every status, queue position or log line (fal's stream sends
+            # logs as they come).
+            key_fields = (body["status"], body.get("queue_position"), len(body.get("logs") or ()))
             if key_fields != last:
                 last = key_fields
                 await response.write(f"data: {json.dumps(body)}\n\n".encode())
@@ -229,17 +256,58 @@ class FalAPI(ProviderAPI):
         return self.json({"detail": detail}, status=code, headers={"X-Fal-Error-Type": error_type})
 
     async def cancel(self, request: web.Request, key: str) -> web.StreamResponse:
-        """``PUT .../requests/{id}/cancel``: 202 CANCELLATION_REQUESTED or 400
-        ALREADY_COMPLETED (fal queue docs)."""
+        """``PUT .../requests/{id}/cancel``: 202 ``CANCELLATION_REQUESTED``, 409
+        ``ALREADY_COMPLETED`` or 404 ``NOT_FOUND`` (fal's queue docs, queue/cancel)."""
         job = self._job(request)
         if job is None:
             return self.json({"status": "NOT_FOUND", "detail": "Request not found"}, status=404)
         if self.emu.cancel_job(job):
             return self.json({"status": "CANCELLATION_REQUESTED"}, status=202)
-        return self.json({"status": "ALREADY_COMPLETED"}, status=400)
+        return self.json({"status": "ALREADY_COMPLETED"}, status=409)
+
+    async def cdn_token(self, request: web.Request, key: str) -> web.StreamResponse:
+        """``POST rest.fal.ai/storage/auth/token?storage_type=fal-cdn-v3`` -> ``{token,
+        token_type, base_url, expires_at}`` (fal-client 1.0.3 ``AsyncCDNTokenManager``)."""
+        if request.query.get("storage_type", "fal-cdn-v3") != "fal-cdn-v3":
+            raise InputError("storage_type", "storage_type must be fal-cdn-v3")
+        token = secrets.token_urlsafe(24)
+        self._cdn_tokens[token] = self.emu.now() + self.emu.scaled(CDN_TOKEN_SECONDS)
+        expires = datetime.now(UTC) + timedelta(seconds=self.emu.scaled(CDN_TOKEN_SECONDS))
+        return self.json(
+            {
+                "token": token,
+                "token_type": "Bearer",
+                "base_url": self.emu.base_for(request, self.name),
+                "expires_at": expires.isoformat(),
+            }
+        )
+
+    async def cdn_upload(self, request: web.Request) -> web.StreamResponse:
+        """``POST v3.fal.media/files/upload`` (the raw bytes, ``Authorization: <token_type>
+        <token>``, ``Content-Type``, ``X-Fal-File-Name``) -> ``{access_url}`` (fal-client
+        1.0.3 ``_async_upload_v3``)."""
+        self.stats["upload_requests"] += 1
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        expiry = self._cdn_tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if expiry is None or expiry < self.emu.now():
+            return self.json({"detail": "Invalid or expired CDN token"}, status=401)
+        data = await request.read()
+        if not data:
+            return self.json({"detail": "Empty upload"}, status=400)
+        if len(data) > MAX_DATA_URI_BYTES:
+            return self.json({"detail": "File larger than 50 MB"}, status=413)
+        content_type = request.headers.get("Content-Type", "application/octet-stream")
+        name = request.headers.get("X-Fal-File-Name", "upload.bin")
+        url = self.emu.store_upload(self.name, name, content_type, data)
+        return self.json({"access_url": url, "content_type": content_type})
 
     async def initiate(self, request: web.Request, key: str) -> web.StreamResponse:
-        """``POST rest.alpha.fal.ai/storage/upload/initiate?storage_type=fal-cdn-v3``."""
+        """``POST rest.fal.ai/storage/upload/initiate?storage_type=gcs`` ``{file_name,
+        content_type}`` -> ``{upload_url, file_url}``, then a PUT (fal-client 1.0.3's legacy
+        ``_async_upload_via_storage``; ``fal-cdn-v3`` accepted too, the form ltx2 sent
+        before)."""
+        if request.query.get("storage_type", "gcs") not in ("gcs", "fal-cdn-v3"):
+            raise InputError("storage_type", "storage_type must be gcs")
         body = await self.body(request)
         content_type = body.get("content_type", "application/octet-stream")
         file_name = body.get("file_name", "upload.bin")

@@ -1,7 +1,12 @@
-"""GMI Cloud's request queue (seeds/002_b18eb1b2ec182b9a.txt) under ``/gmicloud``."""
+"""GMI Cloud's request queue (seeds/002_b18eb1b2ec182b9a.txt and the official ``gmicloud``
+0.1.10 SDK) under ``/gmicloud``, or at a host root."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +22,12 @@ __all__ = ["GMICloudAPI"]
 # seed 002: "Model ID ltx-2-fast-image-to-video".
 MODEL = "ltx-2-fast-image-to-video"
 PREFIX = "/api/v1/ie/requestqueue/apikey"
+# gmicloud 0.1.10 (_internal/_client/_video_client.py): the same queue without "apikey",
+# called with a session token from its IAM login (_iam_client.py, under /api/v1/me).
+SDK_PREFIX = "/api/v1/ie/requestqueue"
+IAM = "/api/v1/me"
+# gmicloud's IAMClient decodes the access token as a JWT (unverified) and reads userId.
+_JWT_KEY = b"ltx2-emulator"
 # seed 002: resolution "1920x1080, 2560x1440, 3840x2160".
 RESOLUTIONS = {"1920x1080": "1080p", "2560x1440": "1440p", "3840x2160": "2160p"}
 
@@ -36,19 +47,31 @@ _STATUS = {
 
 
 class GMICloudAPI(ProviderAPI):
-    """Submit, get, list, model info and upload URL; no cancel, no webhooks (seed 002)."""
+    """Submit, get, list and model info; no cancel, no webhooks, no upload (seed 002)."""
 
     name = "gmicloud"
 
     def routes(self) -> list[web.RouteDef]:
-        """seed 002's paths plus the upload-url endpoint (DESIGN: "local image")."""
-        return [
-            self.route("POST", f"{PREFIX}/requests", "create", self.create),
-            self.route("GET", f"{PREFIX}/requests", "list", self.list_requests),
-            self.route("GET", f"{PREFIX}/requests/{{id}}", "status", self.get),
-            self.route("GET", f"{PREFIX}/models/{{model}}", "model", self.model),
-            self.route("POST", f"{PREFIX}/upload-url", "upload", self.upload_url),
+        """seed 002's paths, the same under the gmicloud SDK's prefix, and the SDK's login.
+        No upload endpoint: neither seed 002, docs.gmicloud.ai nor the SDK shows one."""
+        queue: list[web.RouteDef] = []
+        for prefix in (PREFIX, SDK_PREFIX):
+            queue += [
+                self.route("POST", f"{prefix}/requests", "create", self.create),
+                self.route("GET", f"{prefix}/requests", "list", self.list_requests),
+                self.route("GET", f"{prefix}/requests/{{id}}", "status", self.get),
+                self.route("GET", f"{prefix}/models", "model", self.models),
+                self.route("GET", f"{prefix}/models/{{model}}", "model", self.model),
+            ]
+        # Served until the client's uploader= replaces the adapter's call to it.
+        queue.append(self.route("POST", f"{PREFIX}/upload-url", "upload", self.upload_url))
+        login = [
+            web.post(f"/{self.name}{IAM}/auth-tokens", self.auth_tokens),
+            web.post(f"/{self.name}{IAM}/sessions", self.sessions),
+            web.patch(f"/{self.name}{IAM}/sessions", self.sessions),
+            self.route("GET", f"{IAM}/profile", "model", self.profile),
         ]
+        return queue + login
 
     def error(
         self,
@@ -114,7 +137,7 @@ class GMICloudAPI(ProviderAPI):
             camera_motions=CAMERA_MOTIONS,
             aspect_field=False,
         )
-        # seed 002: image_uri is an "Image URL"; local files go through upload-url first.
+        # seed 002: image_uri is an "Image URL" (GMI documents no upload).
         if urlsplit(params.image_url or "").scheme not in ("http", "https"):
             raise InputError("image_uri", "image_uri must be an http(s) URL")
         job = self.emu.create_job(self, key, body, params)
@@ -144,28 +167,84 @@ class GMICloudAPI(ProviderAPI):
         jobs.sort(key=lambda j: j.created_at, reverse=True)
         return self.json({"requests": [self._object(j) for j in jobs], "total": len(jobs)})
 
+    def _model_info(self) -> dict[str, Any]:
+        # gmicloud's GetModelResponse names the model id "model" (_internal/_models.py).
+        return {
+            "model": MODEL,
+            "model_id": MODEL,
+            "model_type": "image-to-video",
+            "brief_description": "LTX-2 Fast Image-to-Video",
+            "status": "active",
+            # seed 002, "Model Support Matrix".
+            "support_matrix": [
+                {"resolution": "1920x1080", "fps": 25, "durations": list(ALL_DURATIONS)},
+                {"resolution": "1920x1080", "fps": 50, "durations": [6, 8, 10]},
+                {"resolution": "2560x1440", "fps": [25, 50], "durations": [6, 8, 10]},
+                {"resolution": "3840x2160", "fps": [25, 50], "durations": [6, 8, 10]},
+            ],
+            "camera_motion": list(CAMERA_MOTIONS),
+        }
+
     async def model(self, request: web.Request, key: str) -> web.StreamResponse:
         """``GET .../models/ltx-2-fast-image-to-video`` (seed 002, "Get Model Information")."""
         if request.match_info["model"] != MODEL:
             return self.error(404, f"model not found: {request.match_info['model']!r}")
+        return self.json(self._model_info())
+
+    async def models(self, request: web.Request, key: str) -> web.StreamResponse:
+        """``GET .../models``: ``{model_ids}`` (the audit of issue 12; unverified) and
+        ``models`` (what gmicloud's ``get_models`` reads)."""
+        return self.json({"model_ids": [MODEL], "models": [self._model_info()]})
+
+    # -- the gmicloud SDK's login (gmicloud 0.1.10 _internal/_client/_iam_client.py) -------
+
+    async def auth_tokens(self, request: web.Request) -> web.StreamResponse:
+        """``POST /api/v1/me/auth-tokens`` ``{email, password}`` -> ``{authToken,
+        is2FARequired}``."""
+        try:
+            body = await self.body(request)
+        except InputError as exc:
+            return self.error(400, exc.message)
+        email, password = body.get("email"), body.get("password")
+        if not isinstance(email, str) or not email or not isinstance(password, str):
+            return self.error(401, "invalid email or password")
+        if self.emu.api_keys is not None and password not in self.emu.api_keys:
+            return self.error(401, "invalid email or password")
+        return self.json({"authToken": _token({"email": email}), "is2FARequired": False})
+
+    async def sessions(self, request: web.Request) -> web.StreamResponse:
+        """``POST /api/v1/me/sessions`` ``{type, authToken}`` (login) or ``PATCH``
+        ``{refreshToken}`` (refresh) -> ``{accessToken, refreshToken}``."""
+        try:
+            body = await self.body(request)
+        except InputError as exc:
+            return self.error(400, exc.message)
+        given = body.get("refreshToken" if request.method == "PATCH" else "authToken")
+        claims = _claims(given) if isinstance(given, str) else None
+        if claims is None:
+            return self.error(401, "invalid or expired token")
+        email = str(claims.get("email", "user@example.com"))
+        user_id = "user-" + hashlib.sha256(email.encode()).hexdigest()[:12]
+        now = int(time.time())
+        access = _token({"userId": user_id, "email": email, "exp": now + 3600, "n": now})
+        self.emu.add_session_token(access)
+        refresh = _token({"userId": user_id, "email": email, "exp": now + 86400, "r": 1})
+        return self.json({"accessToken": access, "refreshToken": refresh})
+
+    async def profile(self, request: web.Request, key: str) -> web.StreamResponse:
+        """``GET /api/v1/me/profile`` -> ``{user, organization}``."""
+        claims = _claims(key) or {}
+        user_id = str(claims.get("userId", "user"))
         return self.json(
             {
-                "model_id": MODEL,
-                "name": "LTX-2 Fast Image-to-Video",
-                "status": "active",
-                # seed 002, "Model Support Matrix".
-                "support_matrix": [
-                    {"resolution": "1920x1080", "fps": 25, "durations": list(ALL_DURATIONS)},
-                    {"resolution": "1920x1080", "fps": 50, "durations": [6, 8, 10]},
-                    {"resolution": "2560x1440", "fps": [25, 50], "durations": [6, 8, 10]},
-                    {"resolution": "3840x2160", "fps": [25, 50], "durations": [6, 8, 10]},
-                ],
-                "camera_motion": list(CAMERA_MOTIONS),
+                "user": {"id": user_id, "email": claims.get("email", "")},
+                "organization": {"id": "org-" + user_id.removeprefix("user-"), "role": "owner"},
             }
         )
 
     async def upload_url(self, request: web.Request, key: str) -> web.StreamResponse:
-        """``POST .../upload-url`` ``{file_name, content_type}`` -> ``{upload_url, file_url}``."""
+        """``POST .../upload-url`` ``{file_name, content_type}`` -> ``{upload_url, file_url}``
+        (no source shows it; to be removed)."""
         body = await self.body(request)
         file_name = body.get("file_name")
         content_type = body.get("content_type", "application/octet-stream")
@@ -175,3 +254,28 @@ class GMICloudAPI(ProviderAPI):
             raise InputError("content_type", "content_type must be a string")
         upload_url, file_url = self.emu.new_upload(self.name, file_name, content_type)
         return self.json({"upload_url": upload_url, "file_url": file_url})
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _token(claims: dict[str, Any]) -> str:
+    """A JWT (HS256 with the emulator's own key) carrying ``claims``."""
+    head = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = _b64(json.dumps(claims).encode())
+    mac = hmac.new(_JWT_KEY, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{_b64(mac)}"
+
+
+def _claims(token: str) -> dict[str, Any] | None:
+    """The claims of a token :func:`_token` made, or ``None``."""
+    try:
+        head, body, mac = token.split(".")
+        want = hmac.new(_JWT_KEY, f"{head}.{body}".encode(), hashlib.sha256).digest()
+        if not hmac.compare_digest(_b64(want), mac):
+            return None
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (ValueError, TypeError):
+        return None
+    return claims if isinstance(claims, dict) else None

@@ -64,8 +64,8 @@ class RunComfyAPI(ProviderAPI):
         """400 (or 413 for an oversized data URI) naming the field."""
         return self.error(exc.status, f"invalid {exc.field}: {exc.message}")
 
-    def _urls(self, job_id: str) -> dict[str, str]:
-        base = f"{self.emu.provider_url(self.name)}/v1/requests/{job_id}"
+    def _urls(self, request: web.Request, job_id: str) -> dict[str, str]:
+        base = f"{self.emu.base_for(request, self.name)}/v1/requests/{job_id}"
         return {
             "status_url": f"{base}/status",
             "result_url": f"{base}/result",
@@ -92,12 +92,19 @@ class RunComfyAPI(ProviderAPI):
         elif urlsplit(image).scheme not in ("http", "https"):
             raise InputError("image_url", "image_url must be an http(s) URL or a data URI")
         job = self.emu.create_job(self, key, body, params, image_bytes=image_bytes)
-        return self.json({"request_id": job.id, **self._urls(job.id)})
+        return self.json({"request_id": job.id, **self._urls(request, job.id)})
 
-    def _state(self, job: Job) -> dict[str, Any]:
+    def _state(self, request: web.Request, job: Job) -> dict[str, Any]:
         now = self.emu.now()
         stage = job.stage(now)
-        body: dict[str, Any] = {"request_id": job.id, "status": _STATUS[stage]}
+        urls = self._urls(request, job.id)
+        # Status replies carry status_url and result_url (RunComfy's model API docs).
+        body: dict[str, Any] = {
+            "request_id": job.id,
+            "status": _STATUS[stage],
+            "status_url": urls["status_url"],
+            "result_url": urls["result_url"],
+        }
         if stage in ("created", "queued"):
             body["queue_position"] = job.queue_position_at(now)
         return body
@@ -108,7 +115,7 @@ class RunComfyAPI(ProviderAPI):
         if job is None:
             return self.error(404, "request not found")
         self.emu.count_status(job)
-        return self.json(self._state(job))
+        return self.json(self._state(request, job))
 
     async def result(self, request: web.Request, key: str) -> web.StreamResponse:
         """``GET /v1/requests/{id}/result``: outputs when done, else the current state
@@ -139,7 +146,7 @@ class RunComfyAPI(ProviderAPI):
                     "finished_at": _iso(job.finished_at or job.created_at),
                 }
             )
-        return self.json(self._state(job))
+        return self.json(self._state(request, job))
 
     async def cancel(self, request: web.Request, key: str) -> web.StreamResponse:
         """seed 003: "Cancel a queued job by request_id, in-progress jobs cannot be cancelled"."""

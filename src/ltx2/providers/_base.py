@@ -83,11 +83,15 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class UploadTarget:
-    """Where to PUT a local image, and the URL the provider will read it from afterwards."""
+    """Where to send a local image's bytes (``method`` ``put_url`` with ``headers``, which the
+    transfer must carry), and the URL the provider will read it from afterwards:
+    ``file_url``, or ``None`` when the transfer's reply says (:meth:`Provider.parse_uploaded`,
+    fal's one-step CDN upload)."""
 
     put_url: str
-    file_url: str
+    file_url: str | None
     headers: Mapping[str, str] = field(default_factory=dict)
+    method: str = "PUT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,8 @@ class Provider(ABC):
 
     name: ClassVar[str]
     env_var: ClassVar[str]
+    #: Every environment variable the key may be in, first match wins (default: ``env_var``).
+    env_vars: ClassVar[tuple[str, ...]] = ()
     default_base_url: ClassVar[str]
     capabilities: ClassVar[Capabilities]
     default_limits: ClassVar[Limits] = Limits()
@@ -130,6 +136,20 @@ class Provider(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.base_url}>"
+
+    @classmethod
+    def key_variables(cls) -> tuple[str, ...]:
+        """The environment variables the API key is read from, in order."""
+        return cls.env_vars or (cls.env_var,)
+
+    @classmethod
+    def api_key_from_env(cls, environ: Mapping[str, str]) -> str | None:
+        """The API key from the first of :meth:`key_variables` that is set and not blank."""
+        for name in cls.key_variables():
+            value = environ.get(name)
+            if value is not None and value.strip():
+                return value
+        return None
 
     @property
     def local(self) -> bool:
@@ -180,13 +200,25 @@ class Provider(ABC):
             f"{self.name} cannot cancel a job; providers that can: {cancel_capable()}"
         )
 
-    def upload(self, file_name: str, content_type: str) -> HTTPCall:
-        """The first step of a storage upload (ask where to PUT the file)."""
+    def upload(self, file_name: str, content_type: str, *, fallback: int = 0) -> HTTPCall | None:
+        """The first step of a storage upload (ask where to send the file). ``fallback``
+        picks a provider's older upload route when the newer one failed (fal); ``None`` when
+        there is no such route."""
         raise UnsupportedError(f"{self.name} has no upload API")
 
     def parse_upload(self, reply: HTTPReply) -> UploadTarget:
         """Parse the reply to :meth:`upload`."""
         raise UnsupportedError(f"{self.name} has no upload API")
+
+    def parse_uploaded(self, reply: HTTPReply) -> str:
+        """The file's URL from the transfer's reply, when :meth:`parse_upload` had none."""
+        raise ValueError(f"{self.name}'s upload reply names no file URL")
+
+    def parse_cancel(self, reply: HTTPReply) -> StatusUpdate | None:
+        """What a cancel reply (a 2xx, or a status the cancel call ``accept`` s) says: the
+        job's status when the reply settles it, or ``None`` when only a status read can tell
+        (the cancel was only requested, or the job had already finished)."""
+        return None
 
     def stream(self, job_id: str, meta: Mapping[str, str]) -> HTTPCall:
         """A server-sent-events status stream, for providers with one."""
@@ -248,8 +280,8 @@ def same_origin(url: str, base: str) -> bool:
 
 
 def upload_target(body: dict[str, Any], provider: str) -> UploadTarget:
-    """fal's and GMI Cloud's upload replies alike: ``upload_url`` to PUT the bytes to,
-    ``file_url`` to pass on, and the ``content_type`` the PUT must carry, if any."""
+    """An ``{upload_url, file_url, content_type?}`` upload reply (fal storage's legacy
+    ``initiate``): ``upload_url`` to PUT the bytes to, ``file_url`` to pass on."""
     put_url, file_url = body.get("upload_url"), body.get("file_url")
     if not is_http(put_url) or not is_http(file_url):
         raise ValueError(f"{provider} upload reply lacks upload_url/file_url: {body!r:.200}")

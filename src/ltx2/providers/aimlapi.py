@@ -2,10 +2,19 @@
 
 Create ``POST /v2/video/generations`` ``{model, prompt, image_url?, duration, …}`` →
 ``{id, status, meta}``; status ``GET /v2/video/generations?generation_id=…``: ``queued,
-waiting, active, generating`` → ``completed`` with ``video.url``, or ``error`` with
-``error: {name, message}``; ``meta.usage`` says what it cost. Durations 6, 8 and 10 s only; a
-prompt alone is text-to-video. No cancel, no webhooks (poll). Local images go as data URIs
-(seed 004: "a Base64-encoded local image"). Errors are ``{message, statusCode, …}``.
+generating`` → ``completed`` with ``video.url``, or ``error`` with ``error: {name,
+message}`` (aimlapi-sdk-python 2.24.0rc1 ``aimlapi/resources/videos.py`` waits on exactly
+``queued`` and ``generating``; seed 004's example loop also waits on ``waiting`` and
+``active``, which are accepted as unfinished); ``meta.usage`` says what it cost. Durations 6,
+8 and 10 s only; a prompt alone is text-to-video. No cancel, no webhooks (poll). Local images
+go as data URIs (seed 004: "a Base64-encoded local image"). Errors are ``{message,
+statusCode, …}``.
+
+The paths are at the host root: the SDK builds them from its base URL's host alone
+(``_video_api_url``), so a base URL in its form (``https://api.aimlapi.com/v1``) is accepted
+and its trailing ``/v1`` or ``/v2`` dropped. The key is read from ``AIML_API_KEY`` or
+``AIMLAPI_API_KEY`` (the SDK's ``_API_KEY_ENV_VARS``, ``aimlapi/_client.py``) or
+``AIMLAPI_KEY``.
 """
 
 from __future__ import annotations
@@ -30,8 +39,9 @@ __all__ = ["AIMLAPI", "MODEL"]
 MODEL = "ltxv/ltxv-2-fast"  # seed 004 examples
 _PATH = "/v2/video/generations"  # seed 004
 
-# seed 004's polling loop: "waiting", "active", "queued", "generating" are unfinished;
-# the DESIGN table adds "completed" and "error"; "failed"/"cancelled" are accepted in case.
+# aimlapi-sdk-python (videos.py _VIDEO_PENDING_STATUSES): "queued", "generating" are
+# unfinished; "completed" and "error" end a job. seed 004's polling loop also waits on
+# "waiting" and "active": accepted as unfinished. "failed"/"cancelled" are accepted in case.
 _STATUS = {
     "queued": JobStatus.QUEUED,
     "waiting": JobStatus.QUEUED,
@@ -51,8 +61,20 @@ class AIMLAPI(Provider):
     """AI/ML API's video generation API."""
 
     name = "aimlapi"
-    env_var = "AIMLAPI_KEY"
+    env_var = "AIML_API_KEY"
+    # aimlapi-sdk-python's _API_KEY_ENV_VARS, then the name this SDK used first.
+    env_vars = ("AIML_API_KEY", "AIMLAPI_API_KEY", "AIMLAPI_KEY")
     default_base_url = "https://api.aimlapi.com"  # seed 004 examples
+
+    def __init__(self, api_key: str, base_url: str | None = None, **options: Any) -> None:
+        super().__init__(api_key, base_url, **options)
+        # The SDK's own base URL form ends in /v1 and the paths hang off the host root
+        # (aimlapi/resources/videos.py _video_api_url): drop a trailing version segment.
+        for version in ("/v1", "/v2"):
+            if self.base_url.endswith(version):
+                self.base_url = self.base_url[: -len(version)]
+                break
+
     capabilities = Capabilities(
         durations=(6, 8, 10),  # seed 004: "realistic 6-, 8-, and 10-second videos"
         text_only=True,  # seed 004: "In the basic setup, you only need a prompt"

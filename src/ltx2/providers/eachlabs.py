@@ -192,7 +192,9 @@ class Eachlabs(Provider):
             idempotent=True,
         )
 
-    def upload(self, file_name: str, content_type: str) -> HTTPCall:
+    def upload(self, file_name: str, content_type: str, *, fallback: int = 0) -> HTTPCall | None:
+        if fallback:
+            return None
         # api/uploads/presign-upload.mdx, step 1: {content_type, file_type}; file_type is one
         # of image, video, audio, other. No file name is sent (the docs take none).
         kind = content_type.split("/", 1)[0]

@@ -12,7 +12,16 @@ URIs (seed 001: "publicly accessible or base64 data URI") up to ``data_uri_thres
 through fal storage above it.
 
 The queue paths, the ``logs`` parameter, ``PUT`` for cancel and the ``X-Fal-Error-Type``
-header follow fal's Python client (``fal_client``), which seed 001 tells users to install.
+header follow fal's Python client (``fal_client``, which seed 001 tells users to install),
+read in its 1.0.3 release (``fal_client/client.py``); so does the upload: a CDN token from
+``POST rest.fal.ai/storage/auth/token?storage_type=fal-cdn-v3`` (``{token, token_type,
+base_url, expires_at}``), then the bytes ``POST`` ed to ``v3.fal.media/files/upload`` with
+``Authorization: <token_type> <token>`` → ``{access_url}``; when that fails, its legacy route
+``POST rest.fal.ai/storage/upload/initiate?storage_type=gcs`` ``{file_name, content_type}``
+→ ``{upload_url, file_url}`` and a ``PUT``. Cancel answers ``CANCELLATION_REQUESTED`` (202),
+``ALREADY_COMPLETED`` or ``NOT_FOUND`` (fal's queue docs, fal.ai/docs/inference-api/queue/
+cancel); a request so cancelled then reads ``COMPLETED`` with the error "Request was
+cancelled", which is a cancellation, not a failure.
 """
 
 from __future__ import annotations
@@ -43,15 +52,17 @@ from ._base import (
     upload_target,
 )
 
-__all__ = ["APP", "DATA_URI_THRESHOLD", "ENDPOINT", "STORAGE_URL", "Fal"]
+__all__ = ["APP", "CDN_URL", "DATA_URI_THRESHOLD", "ENDPOINT", "STORAGE_URL", "Fal"]
 
 #: seed 001 "Model ID".
 ENDPOINT = "fal-ai/ltx-2/image-to-video/fast"
 #: The queue addresses requests by owner/app, without the endpoint's sub-path
 #: (``fal_client``: ``{queue}/{owner}/{alias}/requests/{id}``).
 APP = "fal-ai/ltx-2"
-#: fal's storage API (``fal_client``'s upload initiation host).
-STORAGE_URL = "https://rest.alpha.fal.ai"
+#: fal's REST API: CDN tokens and the legacy storage upload (fal_client 1.0.3 ``REST_URL``).
+STORAGE_URL = "https://rest.fal.ai"
+#: fal's CDN, where one-step uploads go (fal_client 1.0.3 ``CDN_URL``).
+CDN_URL = "https://v3.fal.media"
 #: Images up to this size go inline as data URIs; larger ones through fal storage. Seed 001
 #: accepts data URIs without stating a limit; 1 MiB keeps the create body small.
 DATA_URI_THRESHOLD = 1024 * 1024
@@ -62,6 +73,9 @@ _STATUS = {
     "in_progress": JobStatus.RUNNING,
     "completed": JobStatus.SUCCEEDED,
 }
+# How fal says a COMPLETED request was cancelled (fal's queue docs; the emulator alike).
+_CANCELLED_ERRORS = ("request was cancelled", "request was canceled")
+_CANCELLED_TYPES = ("request_cancelled", "request_canceled")
 # Webhook ``status`` (fal webhook docs): OK or ERROR.
 _WEBHOOK_STATUS = {"ok": JobStatus.SUCCEEDED, "error": JobStatus.FAILED}
 _URL_KEYS = ("response_url", "status_url", "cancel_url")
@@ -71,10 +85,11 @@ _URL_KEYS = ("response_url", "status_url", "cancel_url")
 class Fal(Provider):
     """fal's queue API.
 
-    Options (keyword arguments after ``base_url``): ``storage_url`` (fal storage's base URL;
-    default :data:`STORAGE_URL`, or the base URL itself when that is on loopback, i.e. the
-    emulator) and ``data_uri_threshold`` (bytes; images up to it are sent as data URIs,
-    default :data:`DATA_URI_THRESHOLD`).
+    Options (keyword arguments after ``base_url``): ``storage_url`` (fal's REST host for
+    upload tokens and the legacy upload; default :data:`STORAGE_URL`), ``cdn_url`` (fal's
+    CDN; default :data:`CDN_URL`) — both default to the base URL itself when that is on
+    loopback, i.e. the emulator — and ``data_uri_threshold`` (bytes; images up to it are sent
+    as data URIs, default :data:`DATA_URI_THRESHOLD`).
     """
 
     name = "fal"
@@ -98,19 +113,13 @@ class Fal(Provider):
 
     def __init__(self, api_key: str, base_url: str | None = None, **options: Any) -> None:
         super().__init__(api_key, base_url, **options)
-        storage = options.get("storage_url")
-        if storage is None:
-            # The emulator serves storage next to the queue; never send a local test's
-            # uploads to the real fal.
-            storage = self.base_url if is_loopback_url(self.base_url) else STORAGE_URL
-        if not isinstance(storage, str) or not storage.startswith(("https://", "http://")):
-            raise InvalidRequestError(
-                f"storage_url: {storage!r} is not an http(s) URL",
-                field="storage_url",
-                value=storage,
-                allowed="an http(s) URL",
-            )
-        self.storage_url = storage.rstrip("/")
+        # The emulator serves storage and the CDN next to the queue; never send a local
+        # test's uploads to the real fal.
+        local = is_loopback_url(self.base_url)
+        self.storage_url = _url_option(
+            options, "storage_url", self.base_url if local else STORAGE_URL
+        )
+        self.cdn_url = _url_option(options, "cdn_url", self.base_url if local else CDN_URL)
         threshold = options.get("data_uri_threshold", DATA_URI_THRESHOLD)
         if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
             raise InvalidRequestError(
@@ -194,14 +203,14 @@ class Fal(Provider):
             error = body.get("error")
             if error:  # fal_client's Completed(error=, error_type=): COMPLETED but failed
                 error_type = body.get("error_type")
-                if isinstance(error_type, str) and error_type:
-                    metrics["error_type"] = error_type
+                code = error_type if isinstance(error_type, str) and error_type else None
+                if code is not None:
+                    metrics["error_type"] = code
+                text = _text(error) or str(error)
+                if _was_cancelled(text, code):
+                    return StatusUpdate(JobStatus.CANCELLED, raw, error=text, logs=logs)
                 return StatusUpdate(
-                    JobStatus.FAILED,
-                    raw,
-                    error=_text(error) or str(error),
-                    logs=logs,
-                    metrics=metrics,
+                    JobStatus.FAILED, raw, error=text, logs=logs, metrics=metrics, error_code=code
                 )
             return StatusUpdate(status, raw, logs=logs, metrics=metrics, needs_result=True)
         return StatusUpdate(status, raw, logs=logs, metrics=metrics)
@@ -220,7 +229,29 @@ class Fal(Provider):
 
     def cancel(self, job_id: str, meta: Mapping[str, str]) -> HTTPCall:
         url = meta.get("cancel_url") or f"{self._request_url(job_id)}/cancel"
-        return HTTPCall("PUT", url, "cancel", self.auth_headers(), idempotent=True)
+        # ALREADY_COMPLETED is an answer, not an error: the job finished and its result
+        # stands (409 in fal's queue docs; 400 in replies seen before, accepted too).
+        return HTTPCall(
+            "PUT",
+            url,
+            "cancel",
+            self.auth_headers(),
+            idempotent=True,
+            accept=frozenset({400, 409}),
+        )
+
+    def parse_cancel(self, reply: HTTPReply) -> StatusUpdate | None:
+        # fal's queue docs: {"status": "CANCELLATION_REQUESTED"} (202) — a queued request is
+        # removed, a running one only signalled: its status says what came of it;
+        # {"status": "ALREADY_COMPLETED"} — it finished, and its status has the result.
+        try:
+            body = reply.json()
+        except ValueError:
+            body = None
+        word = body.get("status") if isinstance(body, dict) else None
+        if reply.status >= 400 and word != "ALREADY_COMPLETED":
+            raise ValueError(f"fal cancel answered {reply.status}: {body!r:.200}")
+        return None
 
     def stream(self, job_id: str, meta: Mapping[str, str]) -> HTTPCall:
         url = meta.get("status_url") or f"{self._request_url(job_id)}/status"
@@ -232,18 +263,51 @@ class Fal(Provider):
             params={"logs": "1"},
         )
 
-    def upload(self, file_name: str, content_type: str) -> HTTPCall:
-        return HTTPCall(
-            "POST",
-            f"{self.storage_url}/storage/upload/initiate",
-            "upload",
-            self.auth_headers(),
-            params={"storage_type": "fal-cdn-v3"},
-            json={"content_type": content_type, "file_name": file_name},
-        )
+    def upload(self, file_name: str, content_type: str, *, fallback: int = 0) -> HTTPCall | None:
+        if fallback == 0:
+            # fal_client 1.0.3 AsyncCDNTokenManager: a token for the v3 CDN.
+            return HTTPCall(
+                "POST",
+                f"{self.storage_url}/storage/auth/token",
+                "upload",
+                {**self.auth_headers(), "Accept": "application/json"},
+                params={"storage_type": "fal-cdn-v3"},
+                json={},
+            )
+        if fallback == 1:
+            # fal_client 1.0.3 _async_upload_via_storage: the legacy route.
+            return HTTPCall(
+                "POST",
+                f"{self.storage_url}/storage/upload/initiate",
+                "upload",
+                self.auth_headers(),
+                params={"storage_type": "gcs"},
+                json={"content_type": content_type, "file_name": file_name},
+            )
+        return None
 
     def parse_upload(self, reply: HTTPReply) -> UploadTarget:
-        return upload_target(json_object(reply.json(), "fal upload reply"), "fal")
+        body = json_object(reply.json(), "fal upload reply")
+        if "token" not in body:
+            return upload_target(body, "fal")  # the legacy initiate reply
+        token, token_type = body.get("token"), body.get("token_type")
+        if not isinstance(token, str) or not token or not isinstance(token_type, str):
+            raise ValueError(f"fal CDN token reply lacks token/token_type: {body!r:.200}")
+        # fal_client 1.0.3 _async_upload_v3: the bytes go to CDN_URL/files/upload, the
+        # token's base_url being for multipart uploads only.
+        return UploadTarget(
+            f"{self.cdn_url}/files/upload",
+            None,
+            {"Authorization": f"{token_type} {token}"},
+            method="POST",
+        )
+
+    def parse_uploaded(self, reply: HTTPReply) -> str:
+        body = json_object(reply.json(), "fal CDN upload reply")
+        url = body.get("access_url")
+        if not is_http(url):
+            raise ValueError(f"fal CDN upload reply has no access_url: {body!r:.200}")
+        return url
 
     def parse_error(self, reply: HTTPReply) -> tuple[str, Any, str | None]:
         # fal: {"detail": "..."} or {"detail": [{loc, msg, type}, ...]} (FastAPI validation),
@@ -291,6 +355,24 @@ class Fal(Provider):
         else:
             update = StatusUpdate(status, raw)
         return Delivery(job_id, update)
+
+
+def _url_option(options: Mapping[str, Any], name: str, default: str) -> str:
+    value = options.get(name, default)
+    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+        raise InvalidRequestError(
+            f"{name}: {value!r} is not an http(s) URL",
+            field=name,
+            value=value,
+            allowed="an http(s) URL",
+        )
+    return value.rstrip("/")
+
+
+def _was_cancelled(error: str, error_type: str | None) -> bool:
+    return error.strip().lower().startswith(_CANCELLED_ERRORS) or (
+        error_type is not None and error_type.lower() in _CANCELLED_TYPES
+    )
 
 
 def _video_url(body: dict[str, Any]) -> str | None:

@@ -162,7 +162,9 @@ class GMICloud(Provider):
             )
         return jobs
 
-    def upload(self, file_name: str, content_type: str) -> HTTPCall:
+    def upload(self, file_name: str, content_type: str, *, fallback: int = 0) -> HTTPCall | None:
+        if fallback:
+            return None
         return HTTPCall(
             "POST",
             f"{self.base_url}{_QUEUE}/upload-url",

@@ -132,13 +132,16 @@ async def test_cancel_queued_then_already_completed(
         reply = await resp.json()
     assert reply["status"] == "COMPLETED"
     assert reply["error_type"] == "request_cancelled"
+    assert reply["error"] == "Request was cancelled"
+    # fal's queue docs (queue/cancel): ALREADY_COMPLETED once it is over.
     async with http.put(body["cancel_url"], headers=H) as resp:
-        assert resp.status == 400
+        assert resp.status == 409
         assert await resp.json() == {"status": "ALREADY_COMPLETED"}
     async with http.put(
         emu.provider_url("fal") + "/fal-ai/ltx-2/requests/nope/cancel", headers=H
     ) as resp:
         assert resp.status == 404
+        assert (await resp.json())["status"] == "NOT_FOUND"
 
 
 @pytest.mark.parametrize(

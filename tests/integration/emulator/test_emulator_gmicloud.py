@@ -173,5 +173,8 @@ async def test_upload_url_round_trip_and_model_info(
     assert status == 200
     async with http.get(url(emu, f"/models/{MODEL}"), headers=H) as resp:
         info = await resp.json()
-    assert info["model_id"] == MODEL
+    assert info["model"] == MODEL  # gmicloud 0.1.10 GetModelResponse.model
     assert "focus_shift" in info["camera_motion"]
+    async with http.get(url(emu, "/models"), headers=H) as resp:
+        listed = await resp.json()
+    assert listed["model_ids"] == [MODEL]

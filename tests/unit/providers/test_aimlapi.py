@@ -34,7 +34,8 @@ def aiml() -> AIMLAPI:
 
 def test_registered_under_its_name() -> None:
     assert get("aimlapi") is AIMLAPI
-    assert AIMLAPI.env_var == "AIMLAPI_KEY"
+    # aimlapi-sdk-python's _API_KEY_ENV_VARS (aimlapi/_client.py), then ours.
+    assert AIMLAPI.key_variables() == ("AIML_API_KEY", "AIMLAPI_API_KEY", "AIMLAPI_KEY")
     caps = AIMLAPI.capabilities
     assert caps.durations == (6, 8, 10)
     assert caps.text_only
@@ -188,3 +189,26 @@ def test_error_body(aiml: AIMLAPI) -> None:
 def test_validation_error_with_a_message_list(aiml: AIMLAPI) -> None:
     message, _, _ = aiml.parse_error(reply(fixture("error_validation.json"), 400))
     assert message == "duration must be one of the following values: 6, 8, 10"
+
+
+@pytest.mark.parametrize(
+    ("environ", "key"),
+    [
+        ({"AIML_API_KEY": "a", "AIMLAPI_API_KEY": "b", "AIMLAPI_KEY": "c"}, "a"),
+        ({"AIMLAPI_API_KEY": "b", "AIMLAPI_KEY": "c"}, "b"),
+        ({"AIML_API_KEY": " ", "AIMLAPI_KEY": "c"}, "c"),
+        ({}, None),
+    ],
+)
+def test_key_from_any_of_the_sdks_variables(environ: dict[str, str], key: str | None) -> None:
+    assert AIMLAPI.api_key_from_env(environ) == key
+
+
+@pytest.mark.parametrize(
+    "base", ["https://api.aimlapi.com/v1", "https://api.aimlapi.com/v2", "https://api.aimlapi.com/"]
+)
+def test_the_sdks_base_url_form_reaches_the_host_root_paths(base: str) -> None:
+    # aimlapi-sdk-python's default base URL is https://api.aimlapi.com/v1, and its video
+    # paths hang off the host root (resources/videos.py _video_api_url).
+    aiml = AIMLAPI("k", base)
+    assert aiml.status("g-1", {}).url == "https://api.aimlapi.com/v2/video/generations"

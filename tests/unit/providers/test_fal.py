@@ -287,31 +287,93 @@ def test_stream_events_parse_like_status(fal: Fal) -> None:
         fal.parse_stream_event("not json")
 
 
-def test_upload_initiates_on_fal_storage(fal: Fal) -> None:
+def test_upload_asks_for_a_cdn_token_as_fal_client_does(fal: Fal) -> None:
+    # fal_client 1.0.3 client.py AsyncCDNTokenManager: POST {REST_URL}/storage/auth/token
+    # ?storage_type=fal-cdn-v3 with an empty JSON object.
     call = fal.upload("cat.png", "image/png")
+    assert call is not None
     assert (call.method, call.kind) == ("POST", "upload")
-    assert call.url == "https://rest.alpha.fal.ai/storage/upload/initiate"
+    assert call.url == "https://rest.fal.ai/storage/auth/token"
     assert call.params == {"storage_type": "fal-cdn-v3"}
+    assert call.json == {}
+    assert call.headers["Authorization"] == "Key fal-key-123"
+
+
+def test_the_token_sends_the_bytes_to_the_v3_cdn(fal: Fal) -> None:
+    # fal_client 1.0.3 _async_upload_v3: POST {CDN_URL}/files/upload with the token, whose
+    # reply is {access_url}.
+    target = fal.parse_upload(reply(fixture("cdn_token_reply.json")))
+    assert (target.method, target.put_url) == ("POST", "https://v3.fal.media/files/upload")
+    assert target.headers == {"Authorization": "Bearer cdn-token-abc"}
+    assert target.file_url is None
+    uploaded = fal.parse_uploaded(reply(fixture("cdn_upload_reply.json")))
+    assert uploaded == "https://v3.fal.media/files/koala/8f2c_cat.png"
+    with pytest.raises(ValueError):
+        fal.parse_uploaded(reply({"url": "https://x"}))
+    with pytest.raises(ValueError):
+        fal.parse_upload(reply({"token": 5, "token_type": "Bearer"}))
+
+
+def test_legacy_upload_is_the_fallback(fal: Fal) -> None:
+    # fal_client 1.0.3 _async_upload_via_storage: initiate?storage_type=gcs, then a PUT.
+    call = fal.upload("cat.png", "image/png", fallback=1)
+    assert call is not None
+    assert call.url == "https://rest.fal.ai/storage/upload/initiate"
+    assert call.params == {"storage_type": "gcs"}
     assert call.json == {"content_type": "image/png", "file_name": "cat.png"}
-    assert call.headers == {"Authorization": "Key fal-key-123"}
+    assert fal.upload("cat.png", "image/png", fallback=2) is None
 
 
 def test_upload_storage_url_is_an_option() -> None:
-    call = Fal("k", storage_url="https://storage.proxy.example/").upload("a.png", "image/png")
-    assert call.url == "https://storage.proxy.example/storage/upload/initiate"
+    fal = Fal("k", storage_url="https://storage.proxy.example/", cdn_url="https://cdn.example/")
+    call = fal.upload("a.png", "image/png")
+    assert call is not None
+    assert call.url == "https://storage.proxy.example/storage/auth/token"
+    target = fal.parse_upload(reply(fixture("cdn_token_reply.json")))
+    assert target.put_url == "https://cdn.example/files/upload"
 
 
 def test_local_base_url_keeps_uploads_local() -> None:
-    call = Fal("k", "http://127.0.0.1:9000/fal").upload("a.png", "image/png")
-    assert call.url == "http://127.0.0.1:9000/fal/storage/upload/initiate"
+    fal = Fal("k", "http://127.0.0.1:9000/fal")
+    call = fal.upload("a.png", "image/png")
+    assert call is not None
+    assert call.url == "http://127.0.0.1:9000/fal/storage/auth/token"
+    target = fal.parse_upload(reply(fixture("cdn_token_reply.json")))
+    assert target.put_url == "http://127.0.0.1:9000/fal/files/upload"
 
 
-def test_parse_upload(fal: Fal) -> None:
+def test_parse_legacy_upload(fal: Fal) -> None:
     target = fal.parse_upload(reply(fixture("upload_reply.json")))
     assert target.put_url == "https://storage.fal.media/upload/8f2c?signature=abc"
     assert target.file_url == "https://v3.fal.media/files/koala/8f2c_cat.png"
+    assert target.method == "PUT"
     with pytest.raises(ValueError):
         fal.parse_upload(reply({"upload_url": "https://x"}))
+
+
+def test_a_request_cancelled_reads_completed_and_is_cancelled(fal: Fal) -> None:
+    # fal's queue docs: a cancelled request then shows COMPLETED with an error saying so.
+    body = {**fixture("status_completed.json"), "error": "Request was cancelled"}
+    update = fal.parse_status(reply(body))
+    assert update.status is JobStatus.CANCELLED
+    typed = {**fixture("status_completed.json"), "error": "x", "error_type": "request_cancelled"}
+    assert fal.parse_status(reply(typed)).status is JobStatus.CANCELLED
+    failed = {**fixture("status_completed.json"), "error": "CUDA out of memory"}
+    assert fal.parse_status(reply(failed)).status is JobStatus.FAILED
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(202, {"status": "CANCELLATION_REQUESTED"}), (409, {"status": "ALREADY_COMPLETED"})],
+)
+def test_cancel_replies_are_answers_not_errors(fal: Fal, status: int, body: Any) -> None:
+    # fal's queue docs (queue/cancel): CANCELLATION_REQUESTED, ALREADY_COMPLETED, NOT_FOUND.
+    call = fal.cancel(JOB_ID, {})
+    assert status < 400 or status in call.accept
+    assert 404 not in call.accept  # NOT_FOUND stays a NotFoundError
+    assert fal.parse_cancel(reply(body, status)) is None  # the status read tells the rest
+    with pytest.raises(ValueError):
+        fal.parse_cancel(reply({"detail": "bad"}, 409))
 
 
 def test_data_uri_threshold_option() -> None:
@@ -321,6 +383,8 @@ def test_data_uri_threshold_option() -> None:
         Fal("k", data_uri_threshold=-1)
     with pytest.raises(InvalidRequestError):
         Fal("k", storage_url="ftp://x")
+    with pytest.raises(InvalidRequestError):
+        Fal("k", cdn_url=3)
 
 
 def test_repr_hides_the_key() -> None:
