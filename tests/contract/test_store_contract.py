@@ -131,6 +131,32 @@ async def test_find_needs_the_provider_and_the_job_id(store: Store) -> None:
     assert await store.find("fal", "p-1") is None
 
 
+async def test_two_keys_never_see_each_others_jobs(store: Store) -> None:
+    # Two apps (or one app with two keys) on one store: a scope is a key's fingerprint.
+    mine = new_record("fal", {"prompt": "a"}, owner="app-1", with_secret=False, scope="key-1")
+    theirs = new_record("fal", {"prompt": "b"}, owner="app-2", with_secret=False, scope="key-2")
+    for rec in (mine, theirs):
+        await store.add(rec)
+    await store.set_created(mine.key, "p-1", {}, QUEUED)
+    await store.set_created(theirs.key, "p-2", {}, QUEUED)
+    assert [r.key for r in await store.unfinished("fal", scope="key-1")] == [mine.key]
+    assert [r.key for r in await store.unfinished("fal", scope="key-2")] == [theirs.key]
+    assert await store.unfinished("eachlabs", scope="key-1") == []
+    assert await store.find("fal", "p-2", scope="key-1") is None
+    found = await store.find("fal", "p-2", scope="key-2")
+    assert found is not None
+    assert found.key == theirs.key
+    assert found.scope == "key-2"
+    # Unscoped callers (the CLI's lookups) still see both.
+    assert {r.key for r in await store.unfinished("fal")} == {mine.key, theirs.key}
+    assert await store.find("fal", "p-1") is not None
+    # A finished or deleted job leaves its scope's list.
+    await store.update(mine.key, SUCCEEDED)
+    await store.delete(theirs.key)
+    assert await store.unfinished("fal", scope="key-1") == []
+    assert await store.unfinished("fal", scope="key-2") == []
+
+
 async def test_find_forgets_a_replaced_job_id(store: Store) -> None:
     # resume() may attach a job found in the provider's list to a record that had an id.
     rec = record("eachlabs")

@@ -13,7 +13,7 @@ def test_copy_record_keeps_every_field_and_shares_no_dict() -> None:
         "key": "k", "provider": "fal", "request": {"prompt": "p"}, "token": "t",
         "webhook_secret": "s", "job_id": "j", "update": StatusUpdate(JobStatus.RUNNING, "r"),
         "delivery": StatusUpdate(JobStatus.SUCCEEDED, "d"), "meta": {"m": "1"}, "owner": "o",
-        "created_at": 1.0, "updated_at": 2.0,
+        "created_at": 1.0, "updated_at": 2.0, "scope": "fp",
     }  # fmt: skip
     # A field added to JobRecord must be added here (and to copy_record).
     assert {f.name for f in dataclasses.fields(JobRecord)} == set(values)

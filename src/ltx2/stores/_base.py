@@ -36,7 +36,10 @@ class JobRecord:
     ``update`` is the latest normalized status (``None``: the create was sent and no reply
     read yet). ``delivery`` is a webhook delivery the awaiting client has not acted on yet.
     ``meta`` holds what the provider's later calls need (fal's response URL, ...).
-    ``owner`` names the client that awaits the job (one per process/replica).
+    ``owner`` names the client that awaits the job (one per process/replica). ``scope`` names
+    the provider key the job was created with (:func:`ltx2._limits.key_fingerprint`, a keyed
+    hash, never the key): :meth:`Store.unfinished` and :meth:`Store.find` given a scope see
+    only its records, so two apps, or two keys, on one store never resume each other's jobs.
     """
 
     key: str
@@ -51,6 +54,7 @@ class JobRecord:
     owner: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    scope: str = ""
 
     @property
     def status(self) -> JobStatus | None:
@@ -77,6 +81,7 @@ class JobRecord:
             "owner": self.owner,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "scope": self.scope,
         }
 
     @classmethod
@@ -95,6 +100,7 @@ class JobRecord:
             owner=d.get("owner"),
             created_at=float(d.get("created_at", 0.0)),
             updated_at=float(d.get("updated_at", 0.0)),
+            scope=str(d.get("scope") or ""),
         )
 
     def __repr__(self) -> str:
@@ -106,9 +112,15 @@ class JobRecord:
 
 
 def new_record(
-    provider: str, request: dict[str, Any], *, owner: str | None, with_secret: bool
+    provider: str,
+    request: dict[str, Any],
+    *,
+    owner: str | None,
+    with_secret: bool,
+    scope: str = "",
 ) -> JobRecord:
-    """A fresh record with a random key and a 128-bit webhook token (and secret)."""
+    """A fresh record with a random key and a 128-bit webhook token (and secret), in
+    ``scope`` (the fingerprint of the key it is created with)."""
     now = time.time()
     return JobRecord(
         key=uuid.uuid4().hex,
@@ -119,6 +131,14 @@ def new_record(
         owner=owner,
         created_at=now,
         updated_at=now,
+        scope=scope,
+    )
+
+
+def in_scope(record: JobRecord, provider: str | None, scope: str | None) -> bool:
+    """True if the record is of this provider and scope (None: any)."""
+    return (provider is None or record.provider == provider) and (
+        scope is None or record.scope == scope
     )
 
 
@@ -184,7 +204,7 @@ def copy_record(record: JobRecord) -> JobRecord:
     r = record
     return JobRecord(
         r.key, r.provider, dict(r.request), r.token, r.webhook_secret, r.job_id, r.update,
-        r.delivery, dict(r.meta), r.owner, r.created_at, r.updated_at,
+        r.delivery, dict(r.meta), r.owner, r.created_at, r.updated_at, r.scope,
     )  # fmt: skip
 
 
@@ -240,8 +260,10 @@ class Store(ABC):
         """The record whose webhook token is ``token`` (the receiver's lookup)."""
 
     @abstractmethod
-    async def find(self, provider: str, job_id: str) -> JobRecord | None:
-        """The record of a provider's job id."""
+    async def find(
+        self, provider: str, job_id: str, *, scope: str | None = None
+    ) -> JobRecord | None:
+        """The record of a provider's job id (in ``scope`` only, when given)."""
 
     @abstractmethod
     async def set_created(
@@ -268,8 +290,11 @@ class Store(ABC):
         """Drop a delivery that turned out false (its confirmation said otherwise)."""
 
     @abstractmethod
-    async def unfinished(self, provider: str | None = None) -> list[JobRecord]:
-        """Every record that is not terminal (oldest first)."""
+    async def unfinished(
+        self, provider: str | None = None, *, scope: str | None = None
+    ) -> list[JobRecord]:
+        """Every record that is not terminal (oldest first), of ``provider`` and ``scope``
+        when given."""
 
     @abstractmethod
     async def delete(self, key: str) -> None:

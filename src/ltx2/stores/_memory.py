@@ -11,6 +11,7 @@ from ._base import (
     apply_delivery,
     apply_update,
     copy_record,
+    in_scope,
 )
 
 __all__ = ["MemoryStore"]
@@ -50,9 +51,12 @@ class MemoryStore(Store):
         key = self._by_token.get(token)
         return None if key is None else await self.get(key)
 
-    async def find(self, provider: str, job_id: str) -> JobRecord | None:
+    async def find(
+        self, provider: str, job_id: str, *, scope: str | None = None
+    ) -> JobRecord | None:
         key = self._by_job.get((provider, job_id))
-        return None if key is None else await self.get(key)
+        record = None if key is None else await self.get(key)
+        return record if record is not None and in_scope(record, provider, scope) else None
 
     async def set_created(
         self, key: str, job_id: str, meta: dict[str, str], update: StatusUpdate
@@ -93,12 +97,14 @@ class MemoryStore(Store):
         if record is not None:
             apply_clear_delivery(record)
 
-    async def unfinished(self, provider: str | None = None) -> list[JobRecord]:
+    async def unfinished(
+        self, provider: str | None = None, *, scope: str | None = None
+    ) -> list[JobRecord]:
         return sorted(
             (
                 copy_record(r)
                 for r in self._records.values()
-                if not r.terminal and (provider is None or r.provider == provider)
+                if not r.terminal and in_scope(r, provider, scope)
             ),
             key=lambda r: r.created_at,
         )

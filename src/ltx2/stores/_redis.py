@@ -5,7 +5,8 @@ Layout (``{p}`` is the prefix)::
     {p}:job:{key}                    the record's JSON          TTL ttl, finished_ttl once terminal
     {p}:token:{token}                -> key (webhook lookups)   same TTL as the record
     {p}:jobid:{provider}:{job_id}    -> key                     same TTL as the record
-    {p}:unfinished                   zset key -> created_at     (resume, resync)
+    {p}:unfinished                   zset key -> created_at     (resync)
+    {p}:unfinished:{provider}:{scope} zset key -> created_at    (resume: one provider key's)
     {p}:finished                     zset key -> finish time    (resync after a reconnect)
     {p}:lease:{key}                  owner of the poll lease    PX ttl
     {p}:events                       pub/sub channel: {"src": instance id, "record": {...}}
@@ -52,6 +53,7 @@ from ._base import (
     apply_delivery,
     apply_update,
     copy_record,
+    in_scope,
 )
 
 if TYPE_CHECKING:
@@ -111,10 +113,12 @@ redis.call('SET', KEYS[2], ARGV[7], 'PX', ttl)
 if ARGV[10] == '1' then redis.call('SET', KEYS[3], ARGV[7], 'PX', ttl) end
 if ARGV[4] == '1' then
   redis.call('ZREM', KEYS[4], ARGV[7])
+  redis.call('ZREM', KEYS[6], ARGV[7])
   redis.call('ZADD', KEYS[5], ARGV[6], ARGV[7])
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[11])
 else
   redis.call('ZADD', KEYS[4], ARGV[5], ARGV[7])
+  redis.call('ZADD', KEYS[6], ARGV[5], ARGV[7])
   redis.call('ZREM', KEYS[5], ARGV[7])
 end
 if ARGV[9] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[9]) end
@@ -129,6 +133,7 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 if ARGV[2] == '1' and redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('ZREM', KEYS[7], ARGV[1])
 return 1
 """
 
@@ -351,6 +356,9 @@ class RedisStore(Store):
     def _key(self, kind: str, name: str) -> str:
         return f"{self._prefix}:{kind}:{name}"
 
+    def _scoped_unfinished(self, provider: str, scope: str) -> str:
+        return f"{self._prefix}:unfinished:{provider}:{scope}"
+
     async def open(self) -> None:
         """Connect, and subscribe to the events channel (waits for Redis to confirm, so
         nothing changed after ``open`` returns is missed). Idempotent."""
@@ -530,6 +538,7 @@ class RedisStore(Store):
                 job_id_key,
                 f"{self._prefix}:unfinished",
                 f"{self._prefix}:finished",
+                self._scoped_unfinished(record.provider, record.scope),
             ],
             args=[
                 expected,
@@ -586,11 +595,13 @@ class RedisStore(Store):
         record = None if key is None else await self.get(_text(key))
         return record if record is not None and record.token == token else None
 
-    async def find(self, provider: str, job_id: str) -> JobRecord | None:
+    async def find(
+        self, provider: str, job_id: str, *, scope: str | None = None
+    ) -> JobRecord | None:
         client = await self._client_ready()
         key = await client.get(self._key("jobid", f"{provider}:{job_id}"))
         record = None if key is None else await self.get(_text(key))
-        if record is None or record.provider != provider or record.job_id != job_id:
+        if record is None or record.job_id != job_id or not in_scope(record, provider, scope):
             return None
         return record
 
@@ -638,17 +649,21 @@ class RedisStore(Store):
     async def clear_delivery(self, key: str) -> None:
         await self._change(key, apply_clear_delivery, publish=False)
 
-    async def unfinished(self, provider: str | None = None) -> list[JobRecord]:
+    async def unfinished(
+        self, provider: str | None = None, *, scope: str | None = None
+    ) -> list[JobRecord]:
         client = await self._client_ready()
-        unfinished_key = f"{self._prefix}:unfinished"
-        keys = [_text(k) for k in await client.zrange(unfinished_key, 0, -1)]
+        sets = [f"{self._prefix}:unfinished"]
+        if provider is not None and scope is not None:
+            # One provider key's own set: another app's or key's jobs are not even read.
+            sets.insert(0, self._scoped_unfinished(provider, scope))
+        keys = [_text(k) for k in await client.zrange(sets[0], 0, -1)]
         records = await self._load_many(keys)
         gone = set(keys) - {r.key for r in records}
         if gone:  # expired by their TTL
-            await client.zrem(unfinished_key, *gone)
-        return [
-            r for r in records if not r.terminal and (provider is None or r.provider == provider)
-        ]
+            for name in sets:
+                await client.zrem(name, *gone)
+        return [r for r in records if not r.terminal and in_scope(r, provider, scope)]
 
     async def delete(self, key: str) -> None:
         client = await self._client_ready()
@@ -668,6 +683,11 @@ class RedisStore(Store):
                 f"{self._prefix}:unfinished",
                 f"{self._prefix}:finished",
                 self._key("lease", key),
+                (
+                    self._scoped_unfinished(record.provider, record.scope)
+                    if record is not None
+                    else f"{self._prefix}:unfinished"
+                ),
             ],
             args=[key, "1" if has_job_id else "0"],
             client=client,

@@ -30,6 +30,7 @@ from ._base import (
     apply_delivery,
     apply_update,
     copy_record,
+    in_scope,
 )
 
 if TYPE_CHECKING:
@@ -249,12 +250,17 @@ class SQLiteStore(Store):
     async def get_by_token(self, token: str) -> JobRecord | None:
         return await self._one(_SELECT_BY_HOOK, (token,))
 
-    async def find(self, provider: str, job_id: str) -> JobRecord | None:
-        return await self._one(
+    async def find(
+        self, provider: str, job_id: str, *, scope: str | None = None
+    ) -> JobRecord | None:
+        rows = await self._query(
             "SELECT record FROM ltx2_jobs WHERE provider = ? AND job_id = ? "
-            "ORDER BY updated_at DESC LIMIT 1",
+            "ORDER BY updated_at DESC",
             (provider, job_id),
         )
+        # The scope is in the record (a job id is one provider's, so this is one row or two).
+        found = (_load(raw) for raw in rows)
+        return next((r for r in found if in_scope(r, provider, scope)), None)
 
     async def set_created(
         self, key: str, job_id: str, meta: dict[str, str], update: StatusUpdate
@@ -291,7 +297,9 @@ class SQLiteStore(Store):
     async def clear_delivery(self, key: str) -> None:
         await self._change(_SELECT_BY_KEY, (key,), apply_clear_delivery)
 
-    async def unfinished(self, provider: str | None = None) -> list[JobRecord]:
+    async def unfinished(
+        self, provider: str | None = None, *, scope: str | None = None
+    ) -> list[JobRecord]:
         if provider is None:
             rows = await self._query(
                 "SELECT record FROM ltx2_jobs WHERE terminal = 0 ORDER BY created_at, rowid"
@@ -302,7 +310,7 @@ class SQLiteStore(Store):
                 "ORDER BY created_at, rowid",
                 (provider,),
             )
-        return [_load(raw) for raw in rows]
+        return [r for r in map(_load, rows) if in_scope(r, provider, scope)]
 
     async def delete(self, key: str) -> None:
         db = await self._conn()
