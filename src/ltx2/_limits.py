@@ -28,12 +28,14 @@ from ._config import Limits
 
 __all__ = [
     "Clock",
+    "CreatePermit",
     "KeyLimiter",
     "Limiter",
     "LimitsBackend",
     "LocalLimits",
     "Sleep",
     "key_fingerprint",
+    "limits_backend_for",
     "shared_limiter",
 ]
 
@@ -50,11 +52,28 @@ def key_fingerprint(provider: str, api_key: str) -> str:
     return hmac.new(_FINGERPRINT_KEY, message, hashlib.sha256).hexdigest()[:32]
 
 
+class CreatePermit:
+    """One create let go by a limiter. Call :meth:`answered` when its reply (or its failure)
+    came back: a shared window then dates the create by when the provider had surely seen it,
+    not by when it was let go (another process's next create is timed from it)."""
+
+    __slots__ = ("_on_answer",)
+
+    def __init__(self, on_answer: Callable[[], None] | None = None) -> None:
+        self._on_answer = on_answer
+
+    def answered(self) -> None:
+        """The create's reply came back (idempotent)."""
+        on_answer, self._on_answer = self._on_answer, None
+        if on_answer is not None:
+            on_answer()
+
+
 @runtime_checkable
 class Limiter(Protocol):
     """The limits of one provider key, as a client uses them."""
 
-    async def acquire_create(self) -> None:
+    async def acquire_create(self) -> CreatePermit:
         """Wait for a free job slot and for room in the create window; take both."""
 
     def release_slot(self) -> None:
@@ -121,7 +140,7 @@ class KeyLimiter:
         self.in_flight = 0
         self.max_in_flight = 0
 
-    async def acquire_create(self) -> None:
+    async def acquire_create(self) -> CreatePermit:
         """Wait for a free job slot, then for room in the create window."""
         await self._acquire_slot()
         try:
@@ -129,6 +148,8 @@ class KeyLimiter:
         except BaseException:
             self.release_slot()
             raise
+        # One process: the create leaves at once, so its grant time dates it well enough.
+        return CreatePermit()
 
     async def _acquire_slot(self) -> None:
         cap = self.limits.max_concurrent
@@ -222,6 +243,41 @@ def _local_limiter(provider: str, fingerprint: str, limits: Limits) -> KeyLimite
     if limiter is None:
         limiter = per_loop[key] = KeyLimiter(limits)
     return limiter
+
+
+def limits_backend_for(value: object, store: object) -> LimitsBackend:
+    """The backend ``Client(limits_backend=value)`` means: a :class:`LimitsBackend` as is;
+    ``"local"`` for :class:`LocalLimits`; a ``redis://``, ``rediss://`` or ``unix://`` URL for
+    :class:`ltx2.stores.RedisLimits` on it; None for the store's own
+    (:meth:`ltx2.stores.Store.limits_backend`: Redis for a RedisStore), else local."""
+    from ._errors import InvalidRequestError
+
+    if value is None:
+        own = getattr(store, "limits_backend", None)
+        backend = own() if callable(own) else None
+        return backend if isinstance(backend, LimitsBackend) else LocalLimits()
+    if isinstance(value, str):
+        if value == "local":
+            return LocalLimits()
+        if value.split("://", 1)[0] in ("redis", "rediss", "unix"):
+            from .stores import RedisLimits
+
+            return RedisLimits(value)
+        from .stores._redis import safe_url
+
+        raise InvalidRequestError(
+            f"limits_backend: {safe_url(value)!r} is not a Redis URL or 'local'",
+            field="limits_backend", value=safe_url(value),
+            allowed="'local', a redis://, rediss:// or unix:// URL, or a LimitsBackend",
+        )  # fmt: skip
+    if isinstance(value, LimitsBackend):
+        return value
+    raise InvalidRequestError(
+        f"limits_backend: expected a Redis URL, 'local' or a LimitsBackend, got "
+        f"{type(value).__name__}",
+        field="limits_backend", value=type(value).__name__,
+        allowed="'local', a redis://, rediss:// or unix:// URL, or a LimitsBackend",
+    )  # fmt: skip
 
 
 class LocalLimits:

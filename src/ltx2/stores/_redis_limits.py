@@ -11,6 +11,11 @@ Layout (``{p}`` the prefix; ``{s}`` the scope, ``{provider}:{fingerprint}`` of t
 
 Every time is Redis' own clock (``TIME``, in ms), so replicas' clocks never matter.
 
+A create is dated twice: when it is let go, and (later, never earlier) when its reply came back
+(:meth:`CreatePermit.answered`), since between the two the provider saw it at a moment no
+replica knows; another replica's create, a window later, is timed from the later date, so a
+create that was slow to leave cannot make the next one arrive inside the provider's window.
+
 One Lua script decides a create, atomically: it drops slots whose lease expired (a replica
 that died), creates older than the window and waiters that stopped asking; then grants a slot
 and a place in the window together, or says how long to wait. Waiters are granted in ticket
@@ -20,15 +25,20 @@ waiting replica is granted within (its place in the queue) grants. A replica ren
 leases every third of a lease; when it dies they lapse within one lease and its place in the
 queue a few seconds later.
 
-A slot is anonymous to the client (``release_slot`` frees any of this process's), so the
-protocol is the same as :class:`~ltx2._limits.KeyLimiter`'s.
+Slot ids are ``{host}/{pid}/{random}#{n}``. A slot is anonymous to the client
+(``release_slot`` frees any of this process's), so the protocol is the same as
+:class:`~ltx2._limits.KeyLimiter`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import itertools
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Coroutine
@@ -36,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._config import Limits
 from .._errors import TransportError
-from .._limits import Limiter
+from .._limits import CreatePermit, Limiter
 from ._redis import budget_client, down_errors, safe_url
 
 if TYPE_CHECKING:
@@ -52,14 +62,16 @@ DEFAULT_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DOWN_TIMEOUT = 30.0
 #: A 429's hold-off is capped at this (seconds; RetryPolicy.max_retry_after's default).
 DEFAULT_MAX_HOLD = 120.0
-#: Added to the window, as in KeyLimiter: a create is stamped when it is let go and reaches
-#: the provider a little later.
+#: Added to the window, as in KeyLimiter (1 %), but at least 20 ms rather than 50: a create is
+#: dated again by its reply (see the module's docstring), which the provider saw it before, so
+#: the transit the larger minimum covers is in the date already.
 _MARGIN = 1.01
-_MIN_MARGIN = 0.05
-#: A waiter blocked on slots asks again after this long, doubling up to ``_POLL_MAX`` (a
-#: release in this process wakes it at once).
+_MIN_MARGIN = 0.02
+#: A waiter blocked on slots is woken by the release (announced on the scope's channel);
+#: it also asks again after this long, doubling up to ``_POLL_MAX``, should a release's
+#: announcement be lost.
 _POLL_MIN = 0.005
-_POLL_MAX = 0.1
+_POLL_MAX = 0.2
 #: A waiter is dropped from the queue this long after it stopped asking (ms).
 _WAITER_TTL_MS = 2000
 #: While Redis is unreachable, creates ask again this often (seconds).
@@ -126,6 +138,21 @@ redis.call('PEXPIRE', KEYS[1], lease + 1000)
 return #ARGV - 1
 """
 
+# Free a slot and tell the waiters (ARGV[1] the slot, ARGV[2] the channel).
+_RELEASE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], '1')
+return 1
+"""
+
+# Date a create by when its reply came back (ARGV[1] its id; only later, never earlier).
+_ANSWERED = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], 'XX', 'GT', now, ARGV[1])
+return 1
+"""
+
 # Hold every create back for ARGV[1] ms (never shortening a longer hold).
 _HOLD = """
 local t = redis.call('TIME')
@@ -172,7 +199,7 @@ class RedisLimits:
         self._owns_client = client is None
         self.down_timeout = down_timeout
         self.max_hold = max_hold
-        self._scripts: tuple[AsyncScript, AsyncScript, AsyncScript] | None = None
+        self._scripts: tuple[AsyncScript, ...] | None = None
         self._limiters: dict[tuple[str, str, Limits], _RedisKeyLimiter] = {}
         self._down = False
 
@@ -197,7 +224,7 @@ class RedisLimits:
 
     # -- Redis ---------------------------------------------------------------------------
 
-    def _redis(self) -> tuple[Redis, tuple[AsyncScript, AsyncScript, AsyncScript]]:
+    def _redis(self) -> tuple[Redis, tuple[AsyncScript, ...]]:
         if self._client is None:
             self._client = budget_client(self._url)
         if self._scripts is None:
@@ -206,6 +233,8 @@ class RedisLimits:
                 c.register_script(_ACQUIRE),
                 c.register_script(_RENEW),
                 c.register_script(_HOLD),
+                c.register_script(_ANSWERED),
+                c.register_script(_RELEASE),
             )
         return self._client, self._scripts
 
@@ -241,7 +270,11 @@ class _RedisKeyLimiter:
         self.limits = limits
         self._keys = [f"{base}:{kind}" for kind in ("slots", "creates", "hold")]
         self._keys += [f"{base}:{kind}" for kind in ("queue", "waiters", "tickets")]
-        self._id = uuid.uuid4().hex
+        self._channel = f"{base}:released"
+        self._listener: asyncio.Task[None] | None = None
+        # Names its slots and its place in the queue; host and pid tell an operator (and a
+        # test) which process holds what.
+        self._id = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
         self._seq = itertools.count()
         self._lease = max(0.3, limits.lease)
         period = limits.period
@@ -257,9 +290,9 @@ class _RedisKeyLimiter:
         self.max_in_flight = 0
 
     def _new_id(self) -> str:
-        return f"{self._id}:{next(self._seq)}"
+        return f"{self._id}#{next(self._seq)}"
 
-    async def acquire_create(self) -> None:
+    async def acquire_create(self) -> CreatePermit:
         limits = self.limits
         async with self._lock:
             poll = _POLL_MIN
@@ -268,6 +301,7 @@ class _RedisKeyLimiter:
                 hold = self._not_before - time.monotonic()
                 if hold > 0:
                     await asyncio.sleep(hold)
+                self._released.clear()  # a release from now on wakes the wait below
                 slot = self._new_id()
                 client, scripts = self._backend._redis()
                 args: list[str | int] = [
@@ -304,14 +338,16 @@ class _RedisKeyLimiter:
                 down_since = None
                 if int(granted):
                     self._take(slot if limits.max_concurrent is not None else None)
-                    return
+                    if limits.creates_per_period is None:
+                        return CreatePermit()
+                    return CreatePermit(functools.partial(self._on_answer, slot))
                 wait_ms = int(wait_ms)
                 if wait_ms >= 0:
                     await asyncio.sleep(wait_ms / 1000)
                     poll = _POLL_MIN
                     continue
-                # Blocked on slots: a release here wakes us; one elsewhere is seen next ask.
-                self._released.clear()
+                # Blocked on slots: a release anywhere wakes us (through the channel).
+                self._start_listener()
                 try:
                     await asyncio.wait_for(self._released.wait(), poll)
                 except TimeoutError:
@@ -345,8 +381,8 @@ class _RedisKeyLimiter:
 
     async def _release(self, slot: str) -> None:
         try:
-            client, _ = self._backend._redis()
-            await client.zrem(self._keys[0], slot)
+            client, scripts = self._backend._redis()
+            await scripts[4](keys=[self._keys[0]], args=[slot, self._channel], client=client)
         except down_errors() as exc:
             self._backend._went_down(exc)  # its lease lapses by itself
         finally:
@@ -358,6 +394,16 @@ class _RedisKeyLimiter:
             return
         self._not_before = max(self._not_before, time.monotonic() + seconds)
         self._spawn(self._hold(seconds))
+
+    def _on_answer(self, create: str) -> None:
+        self._spawn(self._answered(create))
+
+    async def _answered(self, create: str) -> None:
+        try:
+            client, scripts = self._backend._redis()
+            await scripts[3](keys=[self._keys[1]], args=[create], client=client)
+        except down_errors() as exc:
+            self._backend._went_down(exc)  # its grant time stands
 
     async def _hold(self, seconds: float) -> None:
         try:
@@ -390,6 +436,32 @@ class _RedisKeyLimiter:
             except Exception:
                 logger.exception("ltx2: renewing limit leases failed")
 
+    def _start_listener(self) -> None:
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.get_running_loop().create_task(
+                self._listen(), name="ltx2 limits release listener"
+            )
+
+    async def _listen(self) -> None:
+        while True:
+            client, _ = self._backend._redis()
+            pubsub = client.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                    if message is not None:
+                        self._released.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Down, or a reply we did not expect: waiters fall back to asking again.
+                self._backend._went_down(exc)
+                await asyncio.sleep(_DOWN_RETRY)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._pending.add(task)
@@ -401,8 +473,9 @@ class _RedisKeyLimiter:
             return
         if self._pending:
             await asyncio.wait(set(self._pending), timeout=2.0)
-        renewer, self._renewer = self._renewer, None
-        if renewer is not None:
-            renewer.cancel()
-            await asyncio.gather(renewer, return_exceptions=True)
+        for task in (self._renewer, self._listener):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._renewer = self._listener = None
         await self._backend._forget(self)
