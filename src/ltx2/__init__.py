@@ -12,6 +12,7 @@ Providers: Eachlabs, fal, GMI Cloud, RunComfy, AI/ML API. Jobs resolve from webh
 from __future__ import annotations
 
 from ._client import Client as Client
+from ._config import DownloadPolicy as DownloadPolicy
 from ._config import Limits as Limits
 from ._config import PollPolicy as PollPolicy
 from ._config import RetryPolicy as RetryPolicy
@@ -50,6 +51,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "Client",
+    "DownloadPolicy",
     "InvalidRequestError",
     "Job",
     "JobCancelledError",

@@ -8,7 +8,7 @@ from typing import Any
 
 from ._errors import InvalidRequestError
 
-__all__ = ["Limits", "PollPolicy", "RetryPolicy", "Timeouts", "check_seconds"]
+__all__ = ["DownloadPolicy", "Limits", "PollPolicy", "RetryPolicy", "Timeouts", "check_seconds"]
 
 
 def check_seconds(name: str, value: Any, *, zero: bool = False) -> float:
@@ -36,6 +36,50 @@ class Timeouts:
     def __post_init__(self) -> None:
         for f in fields(self):
             check_seconds(f"timeouts.{f.name}", getattr(self, f.name))
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadPolicy:
+    """Where a video download (``Video.save``, ``Video.stream``) may go.
+
+    Every URL, the first and each redirect hop, must be http or https; at most
+    ``max_redirects`` redirects are followed, by hand, each hop checked. By default any
+    host is allowed, so a redirect is held to the same rules as the first URL.
+    ``allow_loopback=False`` refuses loopback addresses (``localhost``, 127.0.0.0/8, ::1) and
+    ``allow_private=False`` refuses private, link-local, multicast, reserved and unspecified
+    ones (10/8, 172.16/12, 192.168/16, 169.254/16 — cloud metadata —, fc00::/7, ...): a
+    server-side deployment that downloads URLs a provider names wants both off
+    (:meth:`public_only`). Host names are resolved and every address they resolve to is
+    checked. A refused URL raises :class:`ltx2.TransportError` naming the host.
+    """
+
+    allow_private: bool = True
+    allow_loopback: bool = True
+    max_redirects: int = 5
+
+    def __post_init__(self) -> None:
+        for name in ("allow_private", "allow_loopback"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidRequestError(
+                    f"download_policy.{name}: {getattr(self, name)!r} is not a bool",
+                    field=f"download_policy.{name}", value=getattr(self, name), allowed="a bool",
+                )  # fmt: skip
+        n = self.max_redirects
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 100:
+            raise InvalidRequestError(
+                f"download_policy.max_redirects: {n!r} is not a redirect count",
+                field="download_policy.max_redirects", value=n, allowed="an int from 0 to 100",
+            )  # fmt: skip
+
+    @classmethod
+    def public_only(cls, *, max_redirects: int = 5) -> DownloadPolicy:
+        """Public addresses only: no loopback, private or link-local hosts."""
+        return cls(allow_private=False, allow_loopback=False, max_redirects=max_redirects)
+
+    @property
+    def restricted(self) -> bool:
+        """True when some addresses are refused (hosts then have to be resolved first)."""
+        return not (self.allow_private and self.allow_loopback)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,20 @@ Every error is an :class:`LTX2Error`::
     └── UnsupportedError                        the provider cannot do that
 
 aiohttp's exceptions are translated into these once, in the transport; nothing above the
-transport sees them. Messages never carry API keys, webhook secrets or tokens.
+transport sees them. Messages never carry API keys, webhook secrets or tokens: they are built
+from the method, the URL with its tokens redacted, and the status, never from a lower
+library's repr (which may carry request headers and query strings).
+
+Every error pickles with its fields (they cross process pools and task queues). A ``job``
+field is pickled as a :class:`JobSnapshot` (id, provider, key, status): a live
+:class:`~ltx2.Job` belongs to its client and event loop.
 """
 
 from __future__ import annotations
 
+import pickle
+import reprlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -35,6 +44,7 @@ __all__ = [
     "InvalidRequestError",
     "JobCancelledError",
     "JobFailedError",
+    "JobSnapshot",
     "JobTimeoutError",
     "LTX2Error",
     "NotFoundError",
@@ -46,8 +56,54 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class JobSnapshot:
+    """What an unpickled error keeps of its ``job``: the provider's ``id``, the
+    ``provider``, ltx2's ``key`` for the job and its last known ``status``."""
+
+    id: str
+    provider: str
+    key: str = ""
+    status: str = ""
+
+
+def _snapshot(value: Any) -> Any:
+    """A picklable stand-in for a :class:`~ltx2.Job` (anything else is returned as is)."""
+    if isinstance(value, JobSnapshot) or not all(
+        hasattr(value, name) for name in ("id", "provider", "key", "status")
+    ):
+        return value
+    status = value.status
+    return JobSnapshot(
+        str(value.id), str(value.provider), str(value.key), str(getattr(status, "value", status))
+    )
+
+
+def _picklable(value: Any) -> Any:
+    """``value``, or its short repr when it does not pickle (an ``InvalidRequestError``'s
+    ``value`` may be an open file or a PIL image)."""
+    try:
+        pickle.dumps(value)
+    except Exception:
+        return reprlib.repr(value)
+    return value
+
+
+def _rebuild(cls: type[LTX2Error], args: tuple[Any, ...], state: dict[str, Any]) -> LTX2Error:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class LTX2Error(Exception):
     """Base class of every error ltx2 raises."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # BaseException pickles as cls(*args), which keyword-only fields (status_code=,
+        # job=, ...) do not survive; rebuild from the message and the fields instead.
+        state = {k: _picklable(_snapshot(v) if k == "job" else v) for k, v in self.__dict__.items()}
+        return (_rebuild, (type(self), tuple(_picklable(a) for a in self.args), state))
 
 
 class InvalidRequestError(LTX2Error, ValueError):
@@ -69,25 +125,35 @@ class InvalidRequestError(LTX2Error, ValueError):
 class APIError(LTX2Error):
     """The provider answered with an error status.
 
-    ``status_code`` is the HTTP status, ``message`` the provider's message, ``details`` its
-    details (any JSON), ``provider`` the provider's name.
+    ``status_code`` is the HTTP status (``None`` when no request was sent, e.g. a missing API
+    key), ``message`` the provider's message, ``details`` its details (any JSON),
+    ``provider`` the provider's name, ``error_type`` the provider's error type when it names
+    one (fal's ``X-Fal-Error-Type``), ``method`` and ``url`` the request that got the answer
+    (the URL with its tokens redacted). The text says all of them:
+    ``fal: POST https://queue.fal.run/fal-ai/ltx-2/image-to-video/fast: HTTP 422: ...``.
     """
 
     def __init__(
         self,
         message: str,
         *,
-        status_code: int,
+        status_code: int | None,
         provider: str,
         details: Any = None,
         error_type: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
     ) -> None:
-        super().__init__(f"{provider}: HTTP {status_code}: {message}")
+        where = f" {method} {url}" if method and url else f" {url}" if url else ""
+        status = f" HTTP {status_code}:" if status_code is not None else ""
+        super().__init__(f"{provider}:{where}{':' if where else ''}{status} {message}")
         self.message = message
         self.status_code = status_code
         self.provider = provider
         self.details = details
         self.error_type = error_type
+        self.method = method
+        self.url = url
 
 
 class BadRequestError(APIError):
@@ -111,7 +177,12 @@ class RateLimitError(APIError):
 
 
 class ServerError(APIError):
-    """5xx: the provider failed."""
+    """5xx: the provider failed. ``retry_after``: a 503's ``Retry-After`` in seconds, when it
+    sent one."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
 
 
 class TransportError(LTX2Error):

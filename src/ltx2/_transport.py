@@ -12,21 +12,29 @@ Anything else after the request may have reached the provider — a reset, a rea
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ipaddress
 import logging
+import math
 import os
 import random
+import socket
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import anyio
+from yarl import URL
 
-from ._config import RetryPolicy, Timeouts
+from ._config import DownloadPolicy, RetryPolicy, Timeouts
 from ._errors import APIError, RateLimitError, TransportError, error_for_status
+from ._redact import redact_url, scrub, secrets_of
 from ._types import HTTPCall, HTTPReply
 from .providers import Provider
 
@@ -37,24 +45,32 @@ log = logging.getLogger("ltx2")
 #: Downloads larger than this are refused (a 20 s 4K clip is well under 1 GiB).
 DEFAULT_MAX_DOWNLOAD_BYTES = 2 * 1024**3
 _CHUNK = 256 * 1024
+#: Same-origin redirects an API call follows (aiohttp's default is 10; providers use none).
+_MAX_API_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 ProgressCallback = Callable[[int, int | None], Any]
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (seconds, possibly fractional, or an HTTP date)."""
+    """Seconds from a ``Retry-After`` header: delay-seconds (possibly fractional) or an HTTP
+    date (RFC 9110 10.2.3), which is always GMT, whatever zone the host is in."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) or seconds > 0 else None
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    import time
-
+    if when.tzinfo is None:
+        # "-0000" (and, on some Pythons, "GMT") parse as naive: the zone is still UTC.
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - time.time())
 
 
@@ -62,7 +78,12 @@ class Transport:
     """HTTP for one client: a session, retries and error mapping for one provider.
 
     ``on_rate_limited(seconds)`` is called when a 429 comes back anyway, so the client's
-    limiter can hold creates back.
+    limiter can hold creates back. ``download_policy`` says where video downloads may go.
+
+    Redirects are followed by hand: an API call (it carries the key) follows only redirects
+    on its own origin, and a redirect elsewhere is an :class:`APIError` naming the target
+    host (aiohttp would drop only ``Authorization`` and send ``X-API-Key`` on). A download
+    checks every hop against the scheme rules and the download policy.
     """
 
     def __init__(
@@ -74,10 +95,12 @@ class Transport:
         session: aiohttp.ClientSession | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         on_rate_limited: Callable[[float], None] | None = None,
+        download_policy: DownloadPolicy = DownloadPolicy(),
     ) -> None:
         self.provider = provider
         self.timeouts = timeouts
         self.retry = retry
+        self.download_policy = download_policy
         self._session = session
         self._own_session = session is None
         self._sleep = sleep
@@ -135,12 +158,14 @@ class Transport:
                     if carried is None:
                         return reply
                     message, details = carried
+                    message = scrub(message, _secrets(call), limit=2000)
                     raise APIError(
                         message, status_code=reply.status, provider=self.provider.name,
-                        details=details,
+                        details=details, method=call.method, url=_redact(call),
                     )  # fmt: skip
-                error = self._api_error(reply)
-                retry_after = getattr(error, "retry_after", None)
+                api_error = self._api_error(reply, call.method, _redact(call), call)
+                error = api_error
+                retry_after = getattr(api_error, "retry_after", None)
                 if reply.status == 429 and self._on_rate_limited is not None:
                     self._on_rate_limited(retry_after or self.retry.base_delay)
                 retryable = reply.status in (429, 503) or (
@@ -162,65 +187,151 @@ class Transport:
         return self._rng.uniform(0, cap)
 
     async def _send_once(self, call: HTTPCall) -> HTTPReply:
-        session = self._get_session()
-        kwargs: dict[str, Any] = {"headers": dict(call.headers)}
-        if call.params:
-            kwargs["params"] = dict(call.params)
-        if call.json is not None:
-            kwargs["json"] = call.json
-        elif call.data is not None:
-            kwargs["data"] = call.data
+        # Failures are raised outside the except blocks, so that no aiohttp exception (its
+        # repr holds the request headers and full URL) rides along as __context__.
+        failure: Exception
         try:
-            async with session.request(call.method, call.url, **kwargs) as resp:
+            async with self._open(
+                call.method,
+                call.url,
+                headers=call.headers,
+                params=call.params,
+                json=call.json,
+                data=call.data,
+                hop=self._api_hop(call),
+            ) as resp:
                 body = await resp.read()
-                headers = {k.lower(): v for k, v in resp.headers.items()}
-                log.debug("%s %s -> %d", call.method, call.url, resp.status)
-                return HTTPReply(resp.status, headers, body)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("%s %s -> %d", call.method, _redact(call), resp.status)
+                return HTTPReply(resp.status, resp.headers, body)
         except aiohttp.ClientConnectorError as exc:
             # The TCP connection never opened: the provider saw nothing.
-            raise _NotSent(
+            failure = _NotSent(
                 TransportError(
-                    f"cannot connect to {_host(call.url)}: {exc.os_error}", maybe_sent=False
+                    f"{call.kind}: cannot connect to {_origin_text(call.url)}: "
+                    f"{_scrub_error(exc, call)}",
+                    maybe_sent=False,
                 )
-            ) from None
+            )
         except TimeoutError:
-            raise TransportError(f"{call.kind} to {_host(call.url)} timed out") from None
+            failure = TransportError(f"{call.kind}: {call.method} {_redact(call)} timed out")
         except aiohttp.ClientError as exc:
-            raise TransportError(f"{call.kind} to {_host(call.url)} failed: {exc!r}") from None
+            failure = TransportError(
+                f"{call.kind}: {call.method} {_redact(call)} failed: {_scrub_error(exc, call)}"
+            )
+        raise failure
 
-    def _api_error(self, reply: HTTPReply) -> APIError:
+    def _api_hop(self, call: HTTPCall) -> _HopCheck:
+        """An API call follows a redirect only on its own origin."""
+        origin = _origin(call.url)
+
+        async def check(status: int, target: str) -> None:
+            if _origin(target) != origin:
+                raise APIError(
+                    f"refused a redirect to another origin ({_origin_text(target)}): the "
+                    "request carries the API key",
+                    status_code=status, provider=self.provider.name,
+                    method=call.method, url=_redact(call),
+                )  # fmt: skip
+
+        return check
+
+    def _api_error(
+        self, reply: HTTPReply, method: str, url: str, call: HTTPCall | None = None
+    ) -> APIError:
+        """The error for an error reply to ``call`` (or to a GET of ``url``, a download)."""
         message, details, error_type = self.provider.parse_error(reply)
+        # A proxy or a provider may echo the request back (its key, the webhook URL).
+        secrets = _secrets(call) if call is not None else secrets_of(None, url=url)
+        message = scrub(str(message), secrets, limit=2000)
+        url = redact_url(url) if call is None else url
         cls = error_for_status(reply.status)
         kw: dict[str, Any] = {
             "status_code": reply.status,
             "provider": self.provider.name,
             "details": details,
             "error_type": error_type,
+            "method": method,
+            "url": url,
         }
-        if cls is RateLimitError:
-            return RateLimitError(
-                message, retry_after=parse_retry_after(reply.headers.get("retry-after")), **kw
-            )
+        if cls is RateLimitError or reply.status == 503:
+            # Retry-After on a 429 (RFC 6585) and on a 503 (RFC 9110 15.6.4) alike.
+            kw["retry_after"] = parse_retry_after(reply.headers.get("retry-after"))
         return cls(message, **kw)
+
+    @contextlib.asynccontextmanager
+    async def _open(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: bytes | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+        hop: _HopCheck,
+        max_redirects: int = _MAX_API_REDIRECTS,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The final response of a request, following redirects by hand: ``hop(status,
+        target)`` is awaited before each one is followed and raises to refuse it."""
+        session = self._get_session()
+        kwargs: dict[str, Any] = {"headers": dict(headers or {}), "allow_redirects": False}
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        query = dict(params) if params else None
+        for _ in range(max_redirects + 1):
+            if json is not None:
+                kwargs["json"] = json
+            elif data is not None:
+                kwargs["data"] = data
+            resp = await session.request(method, url, params=query, **kwargs)
+            location = resp.headers.get("Location") if resp.status in _REDIRECTS else None
+            if location is None:
+                try:
+                    yield resp
+                finally:
+                    resp.release()
+                return
+            try:
+                target = str(resp.url.join(URL(location)))
+            except ValueError:
+                resp.release()
+                raise TransportError(
+                    f"{method} {redact_url(url, query)}: a redirect to a malformed URL"
+                ) from None
+            resp.release()
+            await hop(resp.status, target)
+            if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
+                # RFC 9110 15.4: the redirected request is a GET without the body.
+                method, json, data = "GET", None, None
+                kwargs.pop("json", None)
+                kwargs.pop("data", None)
+            url, query = target, None
+        raise TransportError(f"{method} {redact_url(url)}: more than {max_redirects} redirects")
 
     # -- streams and downloads ------------------------------------------------------------
 
     async def events(self, call: HTTPCall) -> AsyncIterator[str]:
         """The ``data:`` payloads of a server-sent-events stream (one request, no retries)."""
-        session = self._get_session()
         timeout = aiohttp.ClientTimeout(
             total=None, connect=self.timeouts.connect, sock_read=self.timeouts.read
         )
+        failure: TransportError
         try:
-            async with session.request(
+            async with self._open(
                 call.method,
                 call.url,
                 headers={**call.headers, "Accept": "text/event-stream"},
-                params=dict(call.params) if call.params else None,
+                params=call.params,
                 timeout=timeout,
+                hop=self._api_hop(call),
             ) as resp:
                 if resp.status >= 400:
-                    raise self._api_error(HTTPReply(resp.status, dict(resp.headers), b""))
+                    body = await resp.content.read(4096)
+                    raise self._api_error(
+                        HTTPReply(resp.status, resp.headers, body), call.method, _redact(call), call
+                    )
                 data: list[str] = []
                 async for raw in resp.content:
                     line = raw.decode("utf-8", "replace").rstrip("\r\n")
@@ -232,33 +343,76 @@ class Transport:
                         data.append(line[5:].lstrip())
                 if data:
                     yield "\n".join(data)
+            return
         except TimeoutError:
-            raise TransportError(f"status stream from {_host(call.url)} timed out") from None
+            failure = TransportError(f"status stream: {call.method} {_redact(call)} timed out")
         except aiohttp.ClientError as exc:
-            raise TransportError(f"status stream from {_host(call.url)}: {exc!r}") from None
+            failure = TransportError(
+                f"status stream: {call.method} {_redact(call)} failed: {_scrub_error(exc, call)}"
+            )
+        raise failure
 
     async def put(self, url: str, data: bytes, headers: dict[str, str]) -> None:
         """PUT bytes to a presigned upload URL."""
         await self.send(HTTPCall("PUT", url, "upload", headers=headers, data=data))
 
+    def _download_hop(self) -> _HopCheck:
+        async def check(status: int, target: str) -> None:
+            await self._check_download_url(target, redirect=True)
+
+        return check
+
+    async def _check_download_url(self, url: str, *, redirect: bool = False) -> None:
+        """The scheme rules and the download policy, for the first URL and every hop."""
+        what = "a redirect to" if redirect else "downloading from"
+        try:
+            parts = URL(url)
+            scheme, host = parts.scheme.lower(), parts.host
+            port = parts.port
+        except ValueError:
+            raise TransportError(f"refusing {what} a malformed URL", maybe_sent=False) from None
+        if scheme not in ("http", "https") or not host:
+            shown = f"{scheme}:" if scheme else repr(url[:40])
+            raise TransportError(f"refusing {what} a non-http(s) URL ({shown})", maybe_sent=False)
+        policy = self.download_policy
+        if not policy.restricted:
+            return
+        shown = f"[{host}]" if ":" in host else host
+        for address in await _addresses(host, port):
+            refused = _refused(address, policy)
+            if refused:
+                raise TransportError(
+                    f"refusing {what} {scheme}://{shown}: it is a {refused} address "
+                    f"({address}) and the download policy forbids those",
+                    maybe_sent=False,
+                )
+
     async def stream(self, url: str, *, chunk_size: int = _CHUNK) -> AsyncIterator[bytes]:
-        """A file's bytes, in chunks (http and https only)."""
-        _check_scheme(url)
-        session = self._get_session()
+        """A file's bytes, in chunks (http and https only, every redirect hop checked)."""
+        await self._check_download_url(url)
         timeout = aiohttp.ClientTimeout(
             total=None, connect=self.timeouts.connect, sock_read=self.timeouts.read
         )
+        failure: TransportError
         try:
-            async with session.get(url, timeout=timeout) as resp:
+            async with self._open(
+                "GET",
+                url,
+                timeout=timeout,
+                hop=self._download_hop(),
+                max_redirects=self.download_policy.max_redirects,
+            ) as resp:
                 if resp.status >= 400:
                     body = await resp.content.read(4096)
-                    raise self._api_error(HTTPReply(resp.status, dict(resp.headers), body))
+                    raise self._api_error(HTTPReply(resp.status, resp.headers, body), "GET", url)
                 async for chunk in resp.content.iter_chunked(chunk_size):
                     yield chunk
+            return
         except TimeoutError:
-            raise TransportError(f"download from {_host(url)} timed out") from None
+            failure = TransportError(f"download from {redact_url(url)} timed out")
         except aiohttp.ClientError as exc:
-            raise TransportError(f"download from {_host(url)} failed: {exc!r}") from None
+            failure = TransportError(f"download from {redact_url(url)} failed: {_scrub_error(exc)}")
+        raise failure
 
     async def download(
         self,
@@ -270,21 +424,27 @@ class Transport:
     ) -> int:
         """Stream ``url`` into ``path`` through a temporary file in the same folder, renamed
         into place only when complete. Refuses more than ``max_bytes``. Returns the size."""
-        _check_scheme(url)
+        await self._check_download_url(url)
         target = Path(path)
         folder = target.parent if str(target.parent) else Path(".")
-        session = self._get_session()
         timeout = aiohttp.ClientTimeout(
             total=None, connect=self.timeouts.connect, sock_read=self.timeouts.read
         )
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
         os.close(fd)
         done = 0
+        failure: TransportError
         try:
-            async with session.get(url, timeout=timeout) as resp:
+            async with self._open(
+                "GET",
+                url,
+                timeout=timeout,
+                hop=self._download_hop(),
+                max_redirects=self.download_policy.max_redirects,
+            ) as resp:
                 if resp.status >= 400:
                     body = await resp.content.read(4096)
-                    raise self._api_error(HTTPReply(resp.status, dict(resp.headers), body))
+                    raise self._api_error(HTTPReply(resp.status, resp.headers, body), "GET", url)
                 total = resp.content_length
                 if total is not None and total > max_bytes:
                     raise TransportError(
@@ -305,14 +465,18 @@ class Transport:
             os.umask(umask)
             os.chmod(tmp_name, 0o666 & ~umask)
             os.replace(tmp_name, target)
+            return done
         except TimeoutError:
-            raise TransportError(f"download from {_host(url)} timed out") from None
+            failure = TransportError(f"download from {redact_url(url)} timed out")
         except aiohttp.ClientError as exc:
-            raise TransportError(f"download from {_host(url)} failed: {exc!r}") from None
+            failure = TransportError(f"download from {redact_url(url)} failed: {_scrub_error(exc)}")
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
-        return done
+        raise failure
+
+
+_HopCheck = Callable[[int, str], Awaitable[None]]
 
 
 class _NotSent(Exception):
@@ -323,16 +487,82 @@ class _NotSent(Exception):
         self.error = error
 
 
-def _check_scheme(url: str) -> None:
-    if not url.lower().startswith(("https://", "http://")):
-        raise TransportError(f"refusing to download from a non-http(s) URL: {url[:40]!r}")
+def _redact(call: HTTPCall) -> str:
+    return redact_url(call.url, call.params)
 
 
-def _host(url: str) -> str:
-    from urllib.parse import urlsplit
+def _secrets(call: HTTPCall) -> list[str]:
+    return secrets_of(call.headers, call.params, call.json, call.url)
 
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    try:
+        parts = URL(url)
+        return (parts.scheme.lower(), (parts.host or "").lower(), parts.port)
+    except ValueError:
+        return ("", "", None)
+
+
+def _origin_text(url: str) -> str:
+    scheme, host, port = _origin(url)
+    return f"{scheme}://{host}:{port}" if port is not None else f"{scheme}://{host}"
+
+
+def _scrub_error(exc: BaseException, call: HTTPCall | None = None) -> str:
+    """What went wrong, from an aiohttp exception's own fields, never its repr: a
+    ``ClientResponseError``'s repr holds the request headers and the full URL."""
+    if isinstance(exc, aiohttp.ClientResponseError):
+        text = f"{type(exc).__name__} {exc.status}: {exc.message}"
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        text = f"{type(exc).__name__}: {exc.os_error.strerror or type(exc.os_error).__name__}"
+    elif isinstance(exc, OSError) and exc.strerror:
+        text = f"{type(exc).__name__}: {exc.strerror}"
+    elif isinstance(exc, aiohttp.InvalidURL):
+        text = f"{type(exc).__name__}"
+    else:
+        text = (
+            f"{type(exc).__name__}: {exc}"
+            if str(exc) and "://" not in str(exc)
+            else (type(exc).__name__)
+        )
+    secrets = _secrets(call) if call is not None else []
+    return scrub(text, secrets)
+
+
+async def _addresses(host: str, port: int | None) -> list[IPAddress]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port or 0, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise TransportError(
+            f"cannot resolve {host}: {exc.strerror or type(exc).__name__}", maybe_sent=False
+        ) from None
+    found: list[IPAddress] = []
+    for *_, sockaddr in infos:
+        with contextlib.suppress(ValueError):
+            found.append(ipaddress.ip_address(str(sockaddr[0]).split("%")[0]))
+    return found
+
+
+def _refused(address: IPAddress, policy: DownloadPolicy) -> str | None:
+    """Which kind of address the policy refuses ``address`` as, or None."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return None if policy.allow_loopback else "loopback"
+    if (
+        address.is_private
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    ):
+        return None if policy.allow_private else "private"
+    return None
 
 
 def _describe(error: Exception) -> str:
