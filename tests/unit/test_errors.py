@@ -49,7 +49,7 @@ def _every_error() -> list[ltx2.LTX2Error]:
         ltx2.TransportError("reset", maybe_sent=False),
         ltx2.JobFailedError(job, "NSFW"),
         ltx2.JobCancelledError(job),
-        ltx2.JobTimeoutError("no result within 5 s"),
+        ltx2.JobTimeoutError(job, "no result within 5 s"),
         ltx2.WebhookError("bad signature"),
         ltx2.UnsupportedError("no cancel"),
     ]
