@@ -22,6 +22,8 @@ import random
 import socket
 import tempfile
 import time
+import warnings
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -74,6 +76,35 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+_warned_unclosed = False
+
+
+def _abandoned(session: aiohttp.ClientSession, provider: str) -> None:
+    """A transport that made its session was collected, or the interpreter exits, without
+    :meth:`Transport.aclose`: the client was never closed. Say so once, in ltx2's words and
+    with the fix, and close the connections here, so that aiohttp's own "Unclosed client
+    session" / "Unclosed connector" messages (which name neither) do not follow."""
+    global _warned_unclosed
+    if session.closed:
+        return
+    connector = session.connector
+    if connector is not None:
+        # Synchronous: no event loop may be left to await close() in. _close() marks the
+        # connector closed and closes its connections (it is what close() does first).
+        with contextlib.suppress(Exception):
+            connector._close()
+    if not _warned_unclosed:
+        _warned_unclosed = True
+        warnings.warn_explicit(
+            f"an ltx2.Client for {provider} was not closed (ltx2 closed its connections). "
+            "Use 'async with ltx2.Client(...) as client:', or 'await client.aclose()' when "
+            "done with it.",
+            RuntimeWarning,
+            filename="ltx2",
+            lineno=0,
+        )
+
+
 class Transport:
     """HTTP for one client: a session, retries and error mapping for one provider.
 
@@ -107,6 +138,7 @@ class Transport:
         self._on_rate_limited = on_rate_limited
         self._rng = random.Random()
         self._closed = False
+        self._finalizer: weakref.finalize[Any, Any] | None = None
         self.counts: dict[str, int] = {}
 
     @property
@@ -128,11 +160,16 @@ class Transport:
                 raise_for_status=False,
             )
             self._own_session = True
+            # Holds the session until this transport is gone or the interpreter exits, so
+            # that _abandoned runs before aiohttp's own finalizers can.
+            self._finalizer = weakref.finalize(self, _abandoned, self._session, self.provider.name)
         return self._session
 
     async def aclose(self) -> None:
         """Close the session if this transport made it."""
         self._closed = True
+        if self._finalizer is not None:
+            self._finalizer.detach()
         if self._own_session and self._session is not None and not self._session.closed:
             await self._session.close()
 
