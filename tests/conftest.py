@@ -10,6 +10,17 @@ import pytest
 
 import ltx2
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record",
+        action="store_true",
+        default=False,
+        help="live tier (-m live): write the providers' replies, redacted, to "
+        "tests/fixtures/<provider>/live/",
+    )
+
+
 #: Poll fast and retry without waiting, for tests against aioresponses.
 FAST_POLL = ltx2.PollPolicy(first=0.01, min_interval=0.01, max_interval=0.05, webhook_grace=0.0005)
 NO_BACKOFF = ltx2.RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0)
