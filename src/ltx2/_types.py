@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["HTTPCall", "HTTPReply", "JobStatus", "StatusUpdate"]
+
+#: HTTPReply's "not parsed yet" (``None`` is a parsed empty body).
+_UNPARSED: Any = object()
 
 
 class JobStatus(enum.StrEnum):
@@ -123,11 +127,13 @@ class HTTPReply:
     status: int
     headers: Mapping[str, str]
     body: bytes
+    _parsed: Any = field(default=_UNPARSED, init=False, repr=False, compare=False)
 
     def json(self) -> Any:
-        """The body parsed as JSON (``None`` for an empty body)."""
-        import json
-
-        if not self.body:
-            return None
-        return json.loads(self.body)
+        """The body parsed as JSON (``None`` for an empty body). Parsed once: the transport's
+        error check and the provider's parser both read it. Treat the value as read-only."""
+        if self._parsed is not _UNPARSED:
+            return self._parsed
+        value = json.loads(self.body) if self.body else None
+        object.__setattr__(self, "_parsed", value)
+        return value

@@ -1,0 +1,80 @@
+"""What the per-job hot path may cache or skip, and the behaviour it must keep."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ltx2._types import HTTPReply
+from ltx2.providers._base import is_loopback_url, same_origin
+
+
+def test_reply_body_is_parsed_once_and_empty_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = json.loads
+    monkeypatch.setattr(json, "loads", lambda s, **kw: calls.append(s) or real(s, **kw))
+    reply = HTTPReply(200, {}, b'{"request_id": "r1"}')
+    first = reply.json()
+    assert first == {"request_id": "r1"}
+    assert reply.json() is first
+    assert len(calls) == 1
+    assert HTTPReply(204, {}, b"").json() is None
+
+
+def test_unparsable_reply_raises_every_time() -> None:
+    reply = HTTPReply(200, {}, b"{not json")
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            reply.json()
+
+
+def test_reply_equality_and_repr_ignore_the_parse_cache() -> None:
+    a, b = HTTPReply(200, {}, b"{}"), HTTPReply(200, {}, b"{}")
+    a.json()
+    assert a == b
+    assert "_parsed" not in repr(a)
+
+
+BASE = "http://127.0.0.1:8765/runcomfy"
+
+
+@pytest.mark.parametrize(
+    ("url", "same"),
+    [
+        ("http://127.0.0.1:8765/runcomfy/v1/requests/x/status", True),
+        ("http://127.0.0.1:8765/other/path", True),
+        ("HTTP://127.0.0.1:8765/runcomfy/x", True),  # schemes compare as parsed (lower)
+        ("http://127.0.0.1:8766/runcomfy/x", False),
+        ("https://127.0.0.1:8765/runcomfy/x", False),
+        ("http://127.0.0.1:8765@evil.example/runcomfy/x", False),
+        ("http://evil.example/?http://127.0.0.1:8765/runcomfy", False),
+        ("http://127.0.0.1:8765", True),
+    ],
+)
+def test_same_origin_fast_path_agrees_with_parsing(url: str, same: bool) -> None:
+    assert same_origin(url, BASE) is same
+    assert same_origin(url, BASE + "/") is same
+
+
+def test_same_origin_default_port_and_host_case() -> None:
+    assert same_origin("https://Queue.Fal.Run:443/x", "https://queue.fal.run") is False
+    assert same_origin("https://QUEUE.fal.run/x", "https://queue.fal.run") is True
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("http://127.0.0.1:1/x", True),
+        ("http://[::1]:1/x", True),
+        ("http://localhost/x", True),
+        ("http://a.localhost/x", True),
+        ("http://LOCALHOST/x", True),
+        ("https://example.com/cat.jpg", False),
+        ("https://10.0.0.1/cat.jpg", False),
+        ("not a url", False),
+    ],
+)
+def test_is_loopback_url(url: str, loopback: bool) -> None:
+    assert is_loopback_url(url) is loopback
+    assert is_loopback_url(url) is loopback  # cached answer, same
