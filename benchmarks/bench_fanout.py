@@ -288,13 +288,38 @@ def plot(result: dict[str, Any], path: str) -> None:
     fig.savefig(path, dpi=110)
 
 
+async def profile(args: argparse.Namespace) -> None:
+    """``--profile PATH``: one ``gather`` over ``--jobs`` jobs under cProfile (after a
+    warm-up), the stats written to PATH and the top entries printed on stderr."""
+    import cProfile
+    import pstats
+
+    common.pin(common.CLIENT_CPU)
+    with common.start_emulator(["--no-limits", "--processing-time", "0"]) as emu:
+        base = emu.provider_url(PROVIDER)
+        await sdk_gather(base, min(500, args.jobs), args.concurrency)
+        prof = cProfile.Profile()
+        prof.enable()
+        await SIDES[args.profile_side](base, args.jobs, args.concurrency)
+        prof.disable()
+    prof.dump_stats(args.profile)
+    stats = pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime")
+    stats.print_stats(40)
+
+
 def main() -> None:
     p = common.parser(__doc__)
     p.add_argument("--jobs", type=int, default=None)
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--reps", type=int, default=None, help="interleaved repetitions (>= 6)")
     p.add_argument("--pending", type=int, default=None, help="jobs for the memory figure")
+    p.add_argument("--profile", default=None, help="profile one run to this pstats file")
+    p.add_argument("--profile-side", choices=list(SIDES), default="gather")
     args = p.parse_args()
+    if args.profile:
+        args.jobs = args.jobs or 5000
+        asyncio.run(profile(args))
+        return
     args.jobs = args.jobs or (1000 if args.quick else 10_000)
     args.reps = args.reps or (2 if args.quick else 6)
     args.pending = args.pending or (1000 if args.quick else 10_000)
