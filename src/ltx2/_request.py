@@ -298,6 +298,11 @@ def to_image_input(value: Any, field: str = "image") -> ImageInput:
     )  # fmt: skip
 
 
+#: Whitespace as ``str.isspace`` sees it (``re``'s ``\s`` uses the same Unicode table), found
+#: in one C-level scan instead of a Python-level test per character.
+_SPACE = re.compile(r"\s")
+
+
 def resolve_image(image: ImageInput, field: str = "image") -> ImageSource:
     """Validate an image argument and say where it comes from. Reads at most a file's head."""
     if isinstance(image, bytes | bytearray | memoryview):
@@ -307,7 +312,7 @@ def resolve_image(image: ImageInput, field: str = "image") -> ImageSource:
     if isinstance(image, str):
         lowered = image[:8].lower()
         if lowered.startswith(("https://", "http://")):
-            if len(image) > 8192 or any(c.isspace() for c in image):
+            if len(image) > 8192 or _SPACE.search(image):
                 raise InvalidRequestError(
                     f"{field}: {_short(image)} is not a valid URL",
                     field=field,

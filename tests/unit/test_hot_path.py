@@ -78,3 +78,20 @@ def test_same_origin_default_port_and_host_case() -> None:
 def test_is_loopback_url(url: str, loopback: bool) -> None:
     assert is_loopback_url(url) is loopback
     assert is_loopback_url(url) is loopback  # cached answer, same
+
+
+@pytest.mark.parametrize("space", [" ", "\t", "\n", "\u00a0", "\u2003", "\u3000", "\x1c"])
+def test_image_url_with_any_whitespace_is_refused_naming_the_field(space: str) -> None:
+    import ltx2
+
+    with pytest.raises(ltx2.InvalidRequestError) as info:
+        ltx2.VideoRequest(image=f"https://example.com/a{space}b.jpg", prompt="p")
+    assert info.value.field == "image"
+    assert "not a valid URL" in str(info.value)
+
+
+def test_image_url_without_whitespace_is_kept() -> None:
+    import ltx2
+
+    url = "https://example.com/" + "a" * 4000 + ".jpg"
+    assert ltx2.VideoRequest(image=url, prompt="p").image == url
