@@ -142,20 +142,21 @@ class KeyLimiter:
 
     async def acquire_create(self) -> CreatePermit:
         """Wait for a free job slot, then for room in the create window."""
-        await self._acquire_slot()
+        waited = await self._acquire_slot()
         try:
-            await self._wait_window()
+            await self._wait_window(fast=not waited)
         except BaseException:
             self.release_slot()
             raise
         # One process: the create leaves at once, so its grant time dates it well enough.
         return CreatePermit()
 
-    async def _acquire_slot(self) -> None:
+    async def _acquire_slot(self) -> bool:
+        """Take a slot; returns whether it had to wait for one."""
         cap = self.limits.max_concurrent
         if cap is None or (not self._waiters and self.in_flight < cap):
             self._take()
-            return
+            return False
         # First come first served: a releaser hands its slot to the oldest waiter (``_wake``
         # counts it in before setting the event), so a stream of new callers cannot starve it.
         event = anyio.Event()
@@ -168,6 +169,7 @@ class KeyLimiter:
             else:
                 self._waiters.remove(event)
             raise
+        return True
 
     def _take(self) -> None:
         self.in_flight += 1
@@ -179,9 +181,14 @@ class KeyLimiter:
             self._take()
             self._waiters.popleft().set()
 
-    async def _wait_window(self) -> None:
+    async def _wait_window(self, *, fast: bool = False) -> None:
         n = self.limits.creates_per_period
         period = max(self.limits.period * _MARGIN, self.limits.period + _MIN_MARGIN)
+        # ``fast``: the slot came without waiting, so nothing was handed over that a cancel
+        # must give back. Then, if nobody waits ahead and there is room, take it at once (no
+        # lock and no checkpoint: most creates, and every one with no limits).
+        if fast and not self._window_lock.locked() and self._take_window(n, period):
+            return
         # One waiter at a time, in arrival order: the lock is held while sleeping.
         async with self._window_lock:
             while True:
@@ -197,6 +204,21 @@ class KeyLimiter:
                     self._sent.append(now)
                     return
                 await self._sleep(self._sent[0] + period - now)
+
+    def _take_window(self, n: int | None, period: float) -> bool:
+        """Take a place in the create window now if the window and any 429 hold-off allow
+        (no await: nothing can come between the check and the take)."""
+        now = self._clock()
+        if self._not_before - now > _EPSILON:
+            return False
+        if n is None:
+            return True
+        while self._sent and self._sent[0] + period - now <= _EPSILON:
+            self._sent.popleft()
+        if len(self._sent) < n:
+            self._sent.append(now)
+            return True
+        return False
 
     def release_slot(self) -> None:
         """A job ended (or its create failed): free its slot."""

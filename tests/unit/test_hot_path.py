@@ -95,3 +95,44 @@ def test_image_url_without_whitespace_is_kept() -> None:
 
     url = "https://example.com/" + "a" * 4000 + ".jpg"
     assert ltx2.VideoRequest(image=url, prompt="p").image == url
+
+
+@pytest.mark.parametrize("limits", [(None, None), (100, 10)])
+async def test_free_limiter_takes_a_create_without_a_loop_iteration(
+    limits: tuple[int | None, int | None],
+) -> None:
+    import asyncio
+
+    import ltx2
+    from ltx2._limits import KeyLimiter
+
+    limiter = KeyLimiter(ltx2.Limits(*limits))
+    ran: list[str] = []
+
+    async def other() -> None:
+        ran.append("other")
+
+    task = asyncio.get_running_loop().create_task(other())
+    await limiter.acquire_create()
+    assert ran == []  # nothing else ran: the create was not held up by a checkpoint
+    await task
+    assert ran == ["other"]
+    assert limiter.in_flight == 1
+
+
+async def test_penalized_limiter_still_waits_in_order() -> None:
+    import asyncio
+
+    import ltx2
+    from ltx2._limits import KeyLimiter
+
+    limiter = KeyLimiter(ltx2.Limits())
+    limiter.penalize(0.05)
+    order: list[int] = []
+
+    async def create(i: int) -> None:
+        await limiter.acquire_create()
+        order.append(i)
+
+    await asyncio.gather(*(create(i) for i in range(5)))
+    assert order == [0, 1, 2, 3, 4]
