@@ -122,7 +122,8 @@ class HTTPCall:
 
 @dataclass(frozen=True, slots=True)
 class HTTPReply:
-    """What came back: status, headers (lower-cased keys) and the raw body."""
+    """What came back: status, headers (looked up by lower-case name; the transport passes
+    aiohttp's case-insensitive headers) and the raw body."""
 
     status: int
     headers: Mapping[str, str]

@@ -136,3 +136,25 @@ async def test_penalized_limiter_still_waits_in_order() -> None:
 
     await asyncio.gather(*(create(i) for i in range(5)))
     assert order == [0, 1, 2, 3, 4]
+
+
+async def test_reply_headers_are_read_case_insensitively_without_a_copy() -> None:
+    from aioresponses import aioresponses
+
+    import ltx2
+    from ltx2._transport import Transport
+    from ltx2._types import HTTPCall
+    from ltx2.providers import get
+
+    provider = get("runcomfy")("key", None)
+    transport = Transport(provider, timeouts=ltx2.Timeouts(), retry=ltx2.RetryPolicy())
+    try:
+        with aioresponses() as mocked:
+            mocked.get("https://h.example/x", status=200, body=b"{}",
+                       headers={"X-Fal-Error-Type": "t", "Retry-After": "3"})  # fmt: skip
+            reply = await transport.send(HTTPCall("GET", "https://h.example/x", "status"))
+    finally:
+        await transport.aclose()
+    assert reply.headers.get("x-fal-error-type") == "t"
+    assert reply.headers.get("retry-after") == "3"
+    assert reply.headers.get("Retry-After") == "3"
