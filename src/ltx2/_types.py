@@ -132,9 +132,14 @@ class HTTPReply:
 
     def json(self) -> Any:
         """The body parsed as JSON (``None`` for an empty body). Parsed once: the transport's
-        error check and the provider's parser both read it. Treat the value as read-only."""
+        error check and the provider's parser both read it. Treat the value as read-only.
+        Raises ValueError for a body that is not JSON, including one nested deeper than the
+        interpreter's stack."""
         if self._parsed is not _UNPARSED:
             return self._parsed
-        value = json.loads(self.body) if self.body else None
+        try:
+            value = json.loads(self.body) if self.body else None
+        except RecursionError:
+            raise ValueError("the reply is JSON nested too deeply") from None
         object.__setattr__(self, "_parsed", value)
         return value

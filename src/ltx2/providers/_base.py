@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import reprlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ __all__ = [
     "is_http",
     "is_loopback_url",
     "json_object",
+    "preview",
     "require_image",
     "same_origin",
     "seed_input",
@@ -265,11 +267,21 @@ class Provider(ABC):
         raise UnsupportedError(f"{cls.name} does not send webhooks")
 
 
+_PREVIEW = reprlib.Repr()
+_PREVIEW.maxlevel, _PREVIEW.maxstring, _PREVIEW.maxother = 3, 80, 80
+
+
+def preview(value: Any) -> str:
+    """A short repr of any JSON value for an error message: bounded in depth and length, so a
+    hostile body (100,000 levels deep, a megabyte long) cannot make the message itself fail."""
+    return _PREVIEW.repr(value)[:200]
+
+
 def json_object(body: Any, what: str) -> dict[str, Any]:
     """``body`` if it is a JSON object; else a ValueError naming ``what`` (e.g. "fal status
     reply") and the start of what came instead."""
     if not isinstance(body, dict):
-        raise ValueError(f"{what} is not a JSON object: {body!r:.200}")
+        raise ValueError(f"{what} is not a JSON object: {preview(body)}")
     return body
 
 
@@ -304,7 +316,7 @@ def upload_target(body: dict[str, Any], provider: str) -> UploadTarget:
     ``initiate``): ``upload_url`` to PUT the bytes to, ``file_url`` to pass on."""
     put_url, file_url = body.get("upload_url"), body.get("file_url")
     if not is_http(put_url) or not is_http(file_url):
-        raise ValueError(f"{provider} upload reply lacks upload_url/file_url: {body!r:.200}")
+        raise ValueError(f"{provider} upload reply lacks upload_url/file_url: {preview(body)}")
     content_type = body.get("content_type")
     headers = {"Content-Type": content_type} if isinstance(content_type, str) else {}
     return UploadTarget(put_url, file_url, headers)
@@ -355,14 +367,24 @@ def generic_error(reply: HTTPReply, body: Any) -> tuple[str, Any, str | None]:
 
 
 def _describe_detail_list(items: list[Any]) -> str:
+    """FastAPI's validation errors, ``[{loc: [...], msg}, ...]``, as ``"a.b: msg; ..."``; any
+    other shape (a ``loc`` that is not a list, a ``msg`` that is not text) is shown, not
+    trusted."""
     parts = []
     for item in items[:5]:
         if isinstance(item, dict):
-            loc = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
-            parts.append(f"{loc}: {item.get('msg', item)}" if loc else str(item.get("msg", item)))
+            loc = item.get("loc")
+            path = loc if isinstance(loc, list) else [loc] if loc is not None else []
+            where = ".".join(_text_of(p) for p in path if p != "body")
+            msg = item.get("msg", item)
+            parts.append(f"{where}: {_text_of(msg)}" if where else _text_of(msg))
         else:
-            parts.append(str(item))
+            parts.append(_text_of(item))
     return "; ".join(parts)
+
+
+def _text_of(value: Any) -> str:
+    return value if isinstance(value, str) else preview(value)
 
 
 _REGISTRY: dict[str, type[Provider]] = {}

@@ -29,6 +29,7 @@ from ._base import (
     Created,
     Provider,
     json_object,
+    preview,
     register,
     seed_input,
     status_from,
@@ -110,7 +111,7 @@ class AIMLAPI(Provider):
         body = json_object(reply.json(), "aimlapi create reply")
         job_id = body.get("id") or body.get("generation_id")
         if not isinstance(job_id, str) or not job_id:
-            raise ValueError(f"aimlapi create reply has no id: {body!r:.200}")
+            raise ValueError(f"aimlapi create reply has no id: {preview(body)}")
         update = _update(body) if isinstance(body.get("status"), str) else None
         return Created(job_id, update=update)
 
@@ -130,7 +131,7 @@ class AIMLAPI(Provider):
 def _update(body: Mapping[str, Any]) -> StatusUpdate:
     raw = body.get("status")
     if not isinstance(raw, str):
-        raise ValueError(f"aimlapi reply has no status: {dict(body)!r:.200}")
+        raise ValueError(f"aimlapi reply has no status: {preview(body)}")
     status = status_from(_STATUS, raw, "aimlapi")
     metrics = _usage(body.get("meta"))
     if status is JobStatus.SUCCEEDED:

@@ -33,6 +33,7 @@ from ._base import (
     generic_error,
     is_http,
     json_object,
+    preview,
     register,
     seed_input,
     status_from,
@@ -157,7 +158,7 @@ class Eachlabs(Provider):
         body = json_object(reply.json(), "eachlabs create reply")
         job_id = body.get("predictionID") or body.get("prediction_id") or body.get("id")
         if not isinstance(job_id, str) or not job_id:
-            raise ValueError(f"eachlabs create reply has no predictionID: {body!r:.200}")
+            raise ValueError(f"eachlabs create reply has no predictionID: {preview(body)}")
         return Created(job_id)
 
     def status(self, job_id: str, meta: Mapping[str, str]) -> HTTPCall:
@@ -216,7 +217,7 @@ class Eachlabs(Provider):
         file_url = body.get("public_url") or body.get("file_url")
         if not is_http(put_url) or not is_http(file_url):
             raise ValueError(
-                f"eachlabs presign reply lacks presigned_url/public_url: {body!r:.200}"
+                f"eachlabs presign reply lacks presigned_url/public_url: {preview(body)}"
             )
         required = body.get("required_headers")
         if required is None:
@@ -225,7 +226,7 @@ class Eachlabs(Provider):
             isinstance(k, str) and isinstance(v, str) for k, v in required.items()
         ):
             raise ValueError(
-                f"eachlabs presign reply: required_headers is not a string map: {required!r:.200}"
+                f"eachlabs presign reply: required_headers is not a string map: {preview(required)}"
             )
         return UploadTarget(put_url, file_url, dict(required))
 

@@ -44,6 +44,7 @@ from ._base import (
     is_http,
     is_loopback_url,
     json_object,
+    preview,
     register,
     require_image,
     same_origin,
@@ -160,7 +161,7 @@ class Fal(Provider):
         body = json_object(reply.json(), "fal create reply")
         job_id = body.get("request_id")
         if not isinstance(job_id, str) or not job_id:
-            raise ValueError(f"fal create reply has no request_id: {body!r:.200}")
+            raise ValueError(f"fal create reply has no request_id: {preview(body)}")
         # Only http(s) URLs on base_url's origin are kept: they are called later with the
         # API key, and a proxy base_url must not be bypassed.
         meta = {
@@ -190,7 +191,7 @@ class Fal(Provider):
         body = json_object(body, "fal status reply")
         raw = body.get("status")
         if not isinstance(raw, str):
-            raise ValueError(f"fal status reply has no status: {body!r:.200}")
+            raise ValueError(f"fal status reply has no status: {preview(body)}")
         status = status_from(_STATUS, raw, self.name)
         logs = _logs(body.get("logs"))
         metrics = dict(body["metrics"]) if isinstance(body.get("metrics"), dict) else {}
@@ -250,7 +251,7 @@ class Fal(Provider):
             body = None
         word = body.get("status") if isinstance(body, dict) else None
         if reply.status >= 400 and word != "ALREADY_COMPLETED":
-            raise ValueError(f"fal cancel answered {reply.status}: {body!r:.200}")
+            raise ValueError(f"fal cancel answered {reply.status}: {preview(body)}")
         return None
 
     def stream(self, job_id: str, meta: Mapping[str, str]) -> HTTPCall:
@@ -292,7 +293,7 @@ class Fal(Provider):
             return upload_target(body, "fal")  # the legacy initiate reply
         token, token_type = body.get("token"), body.get("token_type")
         if not isinstance(token, str) or not token or not isinstance(token_type, str):
-            raise ValueError(f"fal CDN token reply lacks token/token_type: {body!r:.200}")
+            raise ValueError(f"fal CDN token reply lacks token/token_type: {preview(body)}")
         # fal_client 1.0.3 _async_upload_v3: the bytes go to CDN_URL/files/upload, the
         # token's base_url being for multipart uploads only.
         return UploadTarget(
@@ -306,7 +307,7 @@ class Fal(Provider):
         body = json_object(reply.json(), "fal CDN upload reply")
         url = body.get("access_url")
         if not is_http(url):
-            raise ValueError(f"fal CDN upload reply has no access_url: {body!r:.200}")
+            raise ValueError(f"fal CDN upload reply has no access_url: {preview(body)}")
         return url
 
     def parse_error(self, reply: HTTPReply) -> tuple[str, Any, str | None]:

@@ -26,6 +26,7 @@ from ._base import (
     Provider,
     UploadTarget,
     json_object,
+    preview,
     register,
     require_image,
     seed_input,
@@ -105,7 +106,7 @@ class GMICloud(Provider):
         body = json_object(reply.json(), "gmicloud create reply")
         job_id = _job_id(body)
         if job_id is None:
-            raise ValueError(f"gmicloud create reply has no request_id: {body!r:.200}")
+            raise ValueError(f"gmicloud create reply has no request_id: {preview(body)}")
         # seed 002's example create reply is {"status": "success"} without an outcome: then
         # the video has to be read with a status call, so no update is reported.
         return Created(job_id, update=_known_update(body))
@@ -136,7 +137,7 @@ class GMICloud(Provider):
                 None,
             )
         if not isinstance(items, list):
-            raise ValueError(f"gmicloud list reply is not a list of requests: {body!r:.200}")
+            raise ValueError(f"gmicloud list reply is not a list of requests: {preview(body)}")
         jobs = []
         for item in items:
             # A list may mix models (if model_id is ignored) or hold odd rows: skip those
@@ -201,7 +202,7 @@ def _update(body: Mapping[str, Any]) -> StatusUpdate:
     """The status a request object carries (seed 002 "Check Request Status")."""
     raw = body.get("status")
     if not isinstance(raw, str):
-        raise ValueError(f"gmicloud reply has no status: {dict(body)!r:.200}")
+        raise ValueError(f"gmicloud reply has no status: {preview(body)}")
     status = status_from(_STATUS, raw, "gmicloud")
     outcome = body.get("outcome")
     outcome = outcome if isinstance(outcome, dict) else {}

@@ -24,6 +24,7 @@ from ._base import (
     generic_error,
     is_http,
     json_object,
+    preview,
     register,
     require_image,
     same_origin,
@@ -95,7 +96,7 @@ class RunComfy(Provider):
         body = json_object(reply.json(), "runcomfy create reply")
         job_id = body.get("request_id")
         if not isinstance(job_id, str) or not job_id:
-            raise ValueError(f"runcomfy create reply has no request_id: {body!r:.200}")
+            raise ValueError(f"runcomfy create reply has no request_id: {preview(body)}")
         # Only http(s) URLs on base_url's origin are kept: they are called later with the
         # API key, and a proxy base_url must not be bypassed.
         meta = {
@@ -116,7 +117,7 @@ class RunComfy(Provider):
         body = json_object(reply.json(), "runcomfy status reply")
         raw = body.get("status")
         if not isinstance(raw, str):
-            raise ValueError(f"runcomfy status reply has no status: {body!r:.200}")
+            raise ValueError(f"runcomfy status reply has no status: {preview(body)}")
         status = status_from(_STATUS, raw, self.name)
         if status is JobStatus.QUEUED:
             position = body.get("queue_position")
@@ -144,7 +145,9 @@ class RunComfy(Provider):
             raw = raw if isinstance(raw, str) else ""
             return StatusUpdate(JobStatus.SUCCEEDED, raw, video_url=url)
         if not isinstance(raw, str):
-            raise ValueError(f"runcomfy result has neither output.video nor status: {body!r:.200}")
+            raise ValueError(
+                f"runcomfy result has neither output.video nor status: {preview(body)}"
+            )
         status = status_from(_STATUS, raw, self.name)
         if status is JobStatus.SUCCEEDED:
             return StatusUpdate(JobStatus.FAILED, raw, error="completed without a video")

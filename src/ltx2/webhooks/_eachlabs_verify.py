@@ -48,7 +48,11 @@ def verify_eachlabs(
     timestamp = (_header(headers, _TIMESTAMP) or "").strip()
     if not (timestamp.isascii() and timestamp.isdigit()):
         raise WebhookError("missing or malformed X-Webhook-Timestamp")
-    if abs(now - int(timestamp)) > tolerance:
+    try:
+        skew = abs(now - int(timestamp))
+    except (ValueError, OverflowError):  # thousands of digits: not a time at all
+        raise WebhookError("malformed X-Webhook-Timestamp") from None
+    if skew > tolerance:
         raise WebhookError(f"X-Webhook-Timestamp is more than {tolerance:g} s from now")
     signature = signature.strip()
     if not signature.startswith(_PREFIX):

@@ -70,10 +70,9 @@ def verify_fal_signature(
     request_id, user_id = found[_REQUEST_ID], found[_USER_ID]
     timestamp, signature_hex = found[_TIMESTAMP], found[_SIGNATURE]
     try:
-        signed_at = int(timestamp)
-    except ValueError:
+        skew = abs(now - int(timestamp))
+    except (ValueError, OverflowError):  # not digits, or thousands of them
         raise WebhookError(f"fal webhook: {_TIMESTAMP} is not unix seconds") from None
-    skew = abs(now - signed_at)
     if skew > tolerance:
         raise WebhookError(
             f"fal webhook: timestamp is {skew:.0f} s from now, outside the {tolerance:.0f} s "
@@ -88,9 +87,15 @@ def verify_fal_signature(
     if not public_keys:
         raise WebhookError("fal webhook: no public keys to verify the signature with")
     message = "\n".join([request_id, user_id, timestamp, hashlib.sha256(body).hexdigest()])
+    # Header values that were not UTF-8 on the wire come as surrogate escapes: give back
+    # their bytes (such a delivery then fails to verify, as it should).
+    try:
+        signed = message.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise WebhookError("fal webhook: a signed header is not text") from None
     for raw in public_keys:
         try:
-            Ed25519PublicKey.from_public_bytes(raw).verify(signature, message.encode())
+            Ed25519PublicKey.from_public_bytes(raw).verify(signature, signed)
         except (InvalidSignature, ValueError):
             continue
         return

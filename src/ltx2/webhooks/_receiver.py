@@ -15,15 +15,17 @@ import hmac
 import json
 import logging
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
-from .._errors import WebhookError
+from .._errors import InvalidRequestError, WebhookError
 from ..providers import PROVIDERS, Provider, get
 from ..stores import MemoryStore, Store
+from ._access_log import RedactingAccessLogger
 from ._eachlabs_verify import verify_eachlabs, verify_secret
 from ._fal_verify import FAL_JWKS_URLS, parse_jwks, verify_fal_signature
 
@@ -85,6 +87,14 @@ class WebhookReceiver:
         max_body: bodies larger than this get 413.
         fal_jwks_urls: where fal publishes its webhook signing keys.
         timestamp_tolerance: how old (or new) a signed delivery's timestamp may be, seconds.
+        access_log: a logger for the standalone receiver's access log (``None``, the default:
+            none). Tokens are redacted from it (:class:`RedactingAccessLogger`).
+
+    It answers 200 (taken, or a duplicate), 400 (a body that is not JSON or not a delivery,
+    or does not decode), 401 (failed verification), 404 (unknown provider or token), 405
+    (not a POST) or 413 (over ``max_body``, raw or decoded, mounted or not); the token is
+    looked up before the body is read. The one 5xx is a 503 when the store cannot be
+    reached, so the provider retries. See docs/deployment.md, "Security".
 
     Mount it with ``app.add_subapp("/hooks/ltx2", receiver.app)``, or run it alone with
     ``await receiver.start(host, port)`` / ``await receiver.stop()``.
@@ -100,7 +110,14 @@ class WebhookReceiver:
         jwks_ttl: float = 3600.0,
         timestamp_tolerance: float = 300.0,
         clock: Callable[[], float] = time.time,
+        access_log: logging.Logger | None = None,
     ) -> None:
+        if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1:
+            raise InvalidRequestError(
+                f"max_body: {max_body!r} is not a byte count",
+                field="max_body", value=max_body, allowed="an int >= 1",
+            )  # fmt: skip
+        self.access_log = access_log
         self.public_url = public_url.rstrip("/") if public_url else None
         self.store = store
         self.max_body = max_body
@@ -138,7 +155,15 @@ class WebhookReceiver:
         """Serve the receiver on ``host:port`` (port 0: any free port); returns its URL."""
         if self._runner is not None:
             raise RuntimeError("the receiver is already running")
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        # auto_decompress=False: a compressed body reaches the handler as sent, and is
+        # decoded there within max_body (aiohttp would decode up to 32 MiB per chunk first).
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=self.access_log,
+            access_log_class=RedactingAccessLogger,
+            handle_signals=False,
+            auto_decompress=False,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
@@ -177,8 +202,11 @@ class WebhookReceiver:
             cls = self._classes[name] = get(name)
         return cls
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         # The hot path (every delivery): keep it lean. See benchmarks/bench_receiver.py.
+        # Order matters: everything that needs no body (the URL, the declared length, the
+        # token) is checked before a byte of the body is read, so an unauthenticated sender
+        # costs a lookup and nothing more.
         provider = request.match_info["provider"]
         token = request.match_info["token"]
         cls = self._provider_class(provider)
@@ -188,23 +216,25 @@ class WebhookReceiver:
         length = request.content_length
         if length is not None and length > self.max_body:
             self.stats["rejected"] += 1
-            return _reply(413, f"body over {self.max_body} bytes")
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            self.stats["rejected"] += 1
-            return _reply(413, f"body over {self.max_body} bytes")
+            return _too_large(self.max_body)
         store = self.store
         if store is None:
             store = self.store = MemoryStore()
-        record = await store.get_by_token(token)
+        try:
+            record = await store.get_by_token(token)
+        except Exception as exc:
+            return _store_down(provider, exc)
         if record is None or record.provider != provider:
             self.stats["unknown"] += 1
             return _reply(404, "unknown webhook URL")
         # The store's lookup matched the token; compare again in constant time so the
         # answer's timing says nothing about how much of a guessed token was right.
-        if not hmac.compare_digest(record.token.encode(), token.encode()):
+        if not hmac.compare_digest(record.token.encode(), token.encode("utf-8", "replace")):
             return _reply(404, "unknown webhook URL")
+        body = await _read_body(request, self.max_body)
+        if isinstance(body, web.StreamResponse):
+            self.stats["rejected"] += 1
+            return body
         try:
             scheme = cls.capabilities.webhooks
             if scheme == "secret":
@@ -225,10 +255,21 @@ class WebhookReceiver:
             # JSON on the wire is UTF-8 (RFC 8259); decoding first skips json's sniffing.
             payload: Any = json.loads(body.decode())
             delivery = cls.parse_webhook(payload, request.headers)
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        except (ValueError, RecursionError) as exc:
+            # JSONDecodeError and UnicodeDecodeError are ValueErrors; a body nested deeper
+            # than the interpreter's stack is a RecursionError.
             self.stats["rejected"] += 1
-            return _reply(400, f"malformed delivery: {str(exc)[:100]}")
-        _, accepted = await store.deliver(token, delivery.update, delivery.job_id)
+            return _reply(400, f"malformed delivery: {_short(exc)}")
+        except Exception as exc:
+            # The parsers are total over JSON (tests/unit/test_parsers_total.py); should one
+            # still fail, the sender gets a 400, never a 500, and the fault is logged.
+            self.stats["rejected"] += 1
+            log.warning("cannot parse a %s delivery: %s", provider, type(exc).__name__)
+            return _reply(400, "malformed delivery")
+        try:
+            _, accepted = await store.deliver(token, delivery.update, delivery.job_id)
+        except Exception as exc:
+            return _store_down(provider, exc)
         self.stats["accepted" if accepted else "duplicate"] += 1
         return _ok()
 
@@ -260,6 +301,92 @@ class WebhookReceiver:
 
 
 _RECEIVER = web.AppKey("ltx2_receiver", WebhookReceiver)
+
+# aiohttp raises this (as the cause of a RequestPayloadError) when its own decoding of a
+# compressed body passes its limit; absent from older aiohttp versions.
+_DecompressSizeError: type[BaseException] = getattr(
+    http_exceptions, "DecompressSizeError", type("_Never", (Exception,), {})
+)
+_DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | web.StreamResponse:
+    """The body, decoded, or the response that refuses it: 413 past ``limit`` bytes (raw or
+    decoded, checked while decoding, so a request never holds more than about twice the
+    limit), 400 for an encoding that does not decode.
+
+    Standalone, aiohttp leaves the body encoded (``auto_decompress=False``) and it is
+    decoded here in steps of at most ``limit`` bytes. Mounted in an app whose server decodes
+    bodies itself, aiohttp has already done so, in steps up to its own limit (32 MiB).
+    """
+    content = request.content
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    decoder = None
+    if getattr(content, "total_compressed_bytes", None) is None and encoding != "identity":
+        # With aiohttp ≥ 3.12 total_compressed_bytes tells whether aiohttp decoded it.
+        wbits = _DECODERS.get(encoding)
+        if wbits is None:
+            return _reply(400, "unsupported Content-Encoding (gzip and deflate are accepted)")
+        decoder = zlib.decompressobj(wbits)
+    chunks: list[bytes] = []
+    raw_size = size = 0
+    try:
+        while True:
+            chunk = await content.readany()
+            if not chunk:
+                break
+            raw_size += len(chunk)
+            if raw_size > limit:
+                return _too_large(limit)
+            if decoder is not None:
+                chunk = decoder.decompress(chunk, limit + 1 - size)
+            size += len(chunk)
+            if size > limit:
+                return _too_large(limit)
+            chunks.append(chunk)
+        if decoder is not None:
+            tail = decoder.flush()
+            size += len(tail)
+            if size > limit:
+                return _too_large(limit)
+            chunks.append(tail)
+            if not decoder.eof:
+                return _reply(400, f"the {encoding} body is truncated")
+    except zlib.error:
+        return _reply(400, f"the body is not valid {encoding}")
+    except ConnectionError as exc:
+        # The sender went away mid-body: nobody is left to answer.
+        log.debug("a delivery's sender disconnected mid-body: %s", type(exc).__name__)
+        return _reply(400, "incomplete body")
+    except web.HTTPRequestEntityTooLarge:
+        return _too_large(limit)
+    except Exception as exc:
+        # aiohttp's own decoding failed: past its size limit, or not the encoding declared.
+        if isinstance(exc.__cause__, _DecompressSizeError) or isinstance(exc, _DecompressSizeError):
+            return _too_large(limit)
+        log.debug("a delivery's body could not be read: %s", type(exc).__name__)
+        return _reply(400, "the body could not be read or decoded")
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(limit: int) -> web.Response:
+    response = _reply(413, f"body over {limit} bytes")
+    # The rest of the body is not wanted: close the connection rather than read it.
+    response.force_close()
+    return response
+
+
+def _store_down(provider: str, exc: Exception) -> web.Response:
+    # The only 5xx: the store cannot be reached, nothing was recorded, and the provider's
+    # own retries (Eachlabs 3, fal 10) are what brings the delivery back.
+    log.warning("cannot record a %s delivery, the store failed: %s", provider, type(exc).__name__)
+    return _reply(503, "store unavailable; retry later")
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)[:100]
 
 
 def _reply(status: int, message: str) -> web.Response:
