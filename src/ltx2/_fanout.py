@@ -1,8 +1,9 @@
 """Fan-out: many jobs at once, within a concurrency bound and the provider's limits.
 
-Built on anyio task groups: at most ``concurrency`` requests are between "submit" and
-"handed over" at any moment, and a request is pulled from the (async) iterable only when a
-slot is free, so a generator of 100,000 requests is never built up front. Each worker owns its
+Built on anyio task groups: ``concurrency`` workers each take a request, see its job through
+and take the next, so at most ``concurrency`` requests are between "submit" and "handed over"
+at any moment, and a request is pulled from the (async) iterable only when a worker is free:
+a generator of 100,000 requests is never built up front. Each worker owns its
 job: when it is cancelled — the caller was cancelled, ``gather`` met a failure, the consumer of
 ``as_completed`` stopped early — it cancels its job at the provider where that is possible
 (shielded, at most :data:`CANCEL_GRACE` seconds) before it ends, and no task outlives the call.
@@ -88,6 +89,7 @@ class _Source:
                 + (" (wrap it in a list)" if isinstance(requests, VideoRequest) else ""),
                 field="requests", value=requests, allowed="iterable of VideoRequest",
             )  # fmt: skip
+        self.is_async = isinstance(requests, AsyncIterable)
         if isinstance(requests, AsyncIterable):
             self._async = aiter(requests)
         else:
@@ -126,7 +128,11 @@ class _Run:
         self.total = len(requests) if isinstance(requests, Sized) else None
         self.done = 0
         self.on_progress = on_progress
-        self.slots = anyio.Semaphore(concurrency)
+        self.concurrency = concurrency
+        self.started = 0
+        # Two workers must not step one async generator at once; a sync iterator's next()
+        # has no await, so nothing can come between two pulls.
+        self._pull_lock = anyio.Lock(fast_acquire=True) if self.source.is_async else None
         self.error: Exception | None = None
         self._tg: TaskGroup | None = None
 
@@ -137,36 +143,50 @@ class _Run:
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
 
-    async def feed(
+    def feed(
         self, tg: TaskGroup, worker: Callable[[int, VideoRequest], Coroutine[Any, Any, None]]
-    ) -> int:
-        """Start ``worker(index, request)`` in ``tg`` for each request, each once a slot is free
-        (the worker releases it). Returns how many were started. Never raises: an error of the
-        source, or an item that is not a :class:`VideoRequest`, stops the fan-out."""
+    ) -> None:
+        """Start the fan-out's workers in ``tg``: at most ``concurrency`` (no more than there
+        are requests), each pulling the next request when it is free and running
+        ``worker(index, request)`` on it, until the requests end. ``started`` counts the
+        requests pulled. An error of the source, or an item that is not a
+        :class:`VideoRequest`, stops the fan-out.
+
+        One task per worker, not per request: a fan-out of 10,000 jobs spawns ``concurrency``
+        tasks and takes no semaphore per job."""
         self._tg = tg
-        index = 0
-        try:
-            while True:
-                await self.slots.acquire()
-                try:
-                    item = await self.source.next()
-                except BaseException:
-                    self.slots.release()
-                    raise
-                if item is _END:
-                    self.slots.release()
-                    return index
-                if not isinstance(item, VideoRequest):
-                    self.slots.release()
-                    raise InvalidRequestError(
-                        f"requests[{index}]: expected a VideoRequest, got {type(item).__name__}",
-                        field=f"requests[{index}]", value=item, allowed="VideoRequest",
-                    )  # fmt: skip
-                tg.start_soon(worker, index, item)
-                index += 1
-        except Exception as exc:
-            self.fail(exc)
-            return index
+        n = self.concurrency if self.total is None else min(self.concurrency, self.total)
+        for _ in range(n):
+            tg.start_soon(self._work, worker)
+
+    async def _work(self, worker: Callable[[int, VideoRequest], Coroutine[Any, Any, None]]) -> None:
+        while self.error is None:
+            try:
+                pulled = await self._pull()
+            except Exception as exc:
+                self.fail(exc)
+                return
+            if pulled is None:
+                return
+            await worker(*pulled)
+
+    async def _pull(self) -> tuple[int, VideoRequest] | None:
+        """The next request and its index; ``None`` once the requests have ended."""
+        if self._pull_lock is None:
+            item = await self.source.next()
+        else:
+            async with self._pull_lock:
+                item = await self.source.next()
+        if item is _END:
+            return None
+        index = self.started
+        if not isinstance(item, VideoRequest):
+            raise InvalidRequestError(
+                f"requests[{index}]: expected a VideoRequest, got {type(item).__name__}",
+                field=f"requests[{index}]", value=item, allowed="VideoRequest",
+            )  # fmt: skip
+        self.started += 1
+        return index, item
 
     async def run_one(self, request: VideoRequest) -> Job:
         """Submit ``request``, wait until its job has finished, report progress; the job.
@@ -247,8 +267,6 @@ async def _as_completed(run: _Run, concurrency: int) -> AsyncGenerator[Job, None
             await send.send(await run.run_one(request))
         except Exception as exc:  # pragma: no cover - run_one and send do not raise
             run.fail(exc)
-        finally:
-            run.slots.release()
 
     async def produce(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         nonlocal completed
@@ -257,7 +275,7 @@ async def _as_completed(run: _Run, concurrency: int) -> AsyncGenerator[Job, None
             with scope:
                 async with send:
                     async with anyio.create_task_group() as workers:
-                        await run.feed(workers, worker)
+                        run.feed(workers, worker)
                     completed = True  # before ``send`` closes and the consumer wakes
         finally:
             stopped.set()
@@ -302,20 +320,16 @@ async def gather(
     results: dict[int, Video | BaseException] = {}
 
     async def worker(index: int, request: VideoRequest) -> None:
+        job = await run.run_one(request)
         try:
-            job = await run.run_one(request)
-            try:
-                results[index] = await job
-            except Exception as exc:
-                results[index] = exc
-                if not return_exceptions:
-                    run.fail(exc)
-        finally:
-            run.slots.release()
+            results[index] = await job
+        except Exception as exc:
+            results[index] = exc
+            if not return_exceptions:
+                run.fail(exc)
 
-    count = 0
     async with anyio.create_task_group() as workers:
-        count = await run.feed(workers, worker)
+        run.feed(workers, worker)
     if run.error is not None:
         raise run.error
-    return [results[i] for i in range(count)]
+    return [results[i] for i in range(run.started)]

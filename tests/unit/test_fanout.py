@@ -375,6 +375,35 @@ async def test_an_async_iterable_of_requests_works(api: FakeEachlabs) -> None:
     assert calls == [(1, None), (2, None), (3, None)]  # an async iterable has no length
 
 
+async def test_an_async_generator_that_awaits_is_pulled_by_one_worker_at_a_time(
+    api: FakeEachlabs,
+) -> None:
+    # Several free workers pull at once; an async generator stepped twice at once would
+    # raise "asynchronous generator is already running".
+    async def produce() -> AsyncIterator[ltx2.VideoRequest]:
+        for name in range(6):
+            await asyncio.sleep(0.001)
+            yield ltx2.VideoRequest(IMAGE, str(name))
+
+    async def end_them() -> None:
+        while True:
+            await api.until(lambda: bool(api.running))
+            api.finish(*(job_id[2:] for job_id in api.running))
+
+    async with client() as c, anyio.create_task_group() as tg:
+        tg.start_soon(end_them)
+        videos = await c.gather(produce(), concurrency=4)
+        tg.cancel_scope.cancel()
+    assert [v.job_id for v in videos] == [f"p-{i}" for i in range(6)]
+
+
+async def test_an_empty_fan_out_returns_at_once(api: FakeEachlabs) -> None:
+    async with client() as c:
+        assert await c.gather([], concurrency=50) == []
+        assert [job async for job in c.as_completed(iter(()), concurrency=50)] == []
+    assert api.created == []
+
+
 async def test_an_item_that_is_not_a_video_request_is_refused_naming_it(
     api: FakeEachlabs,
 ) -> None:
