@@ -20,6 +20,7 @@ from ._config import Timeouts as Timeouts
 from ._errors import APIError as APIError
 from ._errors import AuthenticationError as AuthenticationError
 from ._errors import BadRequestError as BadRequestError
+from ._errors import ClientClosedError as ClientClosedError
 from ._errors import InvalidRequestError as InvalidRequestError
 from ._errors import JobCancelledError as JobCancelledError
 from ._errors import JobFailedError as JobFailedError
@@ -51,6 +52,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "Client",
+    "ClientClosedError",
     "DownloadPolicy",
     "InvalidRequestError",
     "Job",

@@ -14,6 +14,7 @@ Every error is an :class:`LTX2Error`::
     ├── JobFailedError                          the job ended in failure (.job, .message, .code)
     ├── JobCancelledError                       the job was cancelled
     ├── JobTimeoutError                         result(timeout=) ran out; the job keeps running
+    ├── ClientClosedError                       the client was closed (the job keeps running)
     ├── WebhookError                            a delivery that fails verification
     └── UnsupportedError                        the provider cannot do that
 
@@ -41,6 +42,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "InvalidRequestError",
     "JobCancelledError",
     "JobFailedError",
@@ -222,6 +224,12 @@ class JobTimeoutError(LTX2Error, TimeoutError):
     def __init__(self, job: Job, message: str) -> None:
         super().__init__(message)
         self.job = job
+
+
+class ClientClosedError(LTX2Error):
+    """The :class:`~ltx2.Client` was closed: it sends nothing more, and whoever still awaited
+    one of its jobs gets this. The job itself keeps running at the provider and stays in the
+    store, so a new client's :meth:`~ltx2.Client.resume` can pick it up."""
 
 
 class WebhookError(LTX2Error):

@@ -31,20 +31,19 @@ from collections.abc import (
     Iterator,
     Sized,
 )
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from ._errors import InvalidRequestError, LTX2Error, UnsupportedError
-from ._job import Job, Video
+from ._errors import ClientClosedError, InvalidRequestError, LTX2Error, UnsupportedError
+from ._job import Job, JobHost, Video
+from ._lifecycle import Work
 from ._request import VideoRequest
+from ._shield import outlive_cancel
 from ._types import JobStatus, StatusUpdate
 
-if TYPE_CHECKING:
-    from ._client import Client
-
-__all__ = ["CANCEL_GRACE", "ProgressHook", "Requests", "as_completed", "gather"]
+__all__ = ["CANCEL_GRACE", "FanoutHost", "ProgressHook", "Requests", "as_completed", "gather"]
 
 log = logging.getLogger("ltx2")
 
@@ -61,15 +60,41 @@ CANCEL_GRACE = 10.0
 _END = object()
 
 
+class FanoutHost(Protocol):
+    """What fan-out asks of the client it runs on: the one interface between them
+    (STYLE.md rule 20)."""
+
+    @property
+    def provider(self) -> str:
+        """The provider's name."""
+
+    @property
+    def jobs(self) -> JobHost:
+        """What a job made here (e.g. one that was never submitted) asks of the client."""
+
+    @property
+    def closing(self) -> bool:
+        """True once the client's ``aclose()`` has begun."""
+
+    def check_open(self) -> None:
+        """Raise :class:`ltx2.ClientClosedError` once the client is closing."""
+
+    async def submit(self, request: VideoRequest) -> Job:
+        """``Client.submit(request)``."""
+
+    async def start_background(self, func: Work, *, name: str) -> None:
+        """``await tg.start(func)`` in the client's own task group (started if need be)."""
+
+
 class _NotSubmitted(Job):
     """A request whose create failed: a FAILED job with no ``id``; awaiting it raises the
     create's own error (:class:`ltx2.BadRequestError`, :class:`ltx2.RateLimitError`, ...)."""
 
     __slots__ = ("error",)
 
-    def __init__(self, client: Client, error: Exception) -> None:
+    def __init__(self, client: FanoutHost, error: Exception) -> None:
         update = StatusUpdate(JobStatus.FAILED, "not submitted", error=str(error) or repr(error))
-        super().__init__(client, uuid.uuid4().hex, client.provider, None, update)
+        super().__init__(client.jobs, uuid.uuid4().hex, client.provider, None, update)
         self.error = error
 
     async def result(self, timeout: float | None = None) -> Video:
@@ -120,7 +145,11 @@ class _Run:
     """One fan-out: its source, its slots, its progress and its first error."""
 
     def __init__(
-        self, client: Client, requests: object, concurrency: int, on_progress: ProgressHook | None
+        self,
+        client: FanoutHost,
+        requests: object,
+        concurrency: int,
+        on_progress: ProgressHook | None,
     ) -> None:
         _check_concurrency(concurrency)
         self.client = client
@@ -205,15 +234,18 @@ class _Run:
             with contextlib.suppress(Exception):
                 await job.result()
         except BaseException:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_GRACE):
-                await self._cancel(job)
+            # Work that must outlive the cancel (ltx2._shield): the job is paid for.
+            with contextlib.suppress(Exception):
+                await outlive_cancel(
+                    self._cancel(job), grace=CANCEL_GRACE, name=f"ltx2 cancel ({job.provider})"
+                )
             raise
         self.done += 1
         await self._notify(job)
         return job
 
     async def _cancel(self, job: Job) -> None:
-        if job.done or self.client._closed:
+        if job.done or self.client.closing:
             return
         try:
             await job.cancel()
@@ -238,23 +270,20 @@ class _Run:
 
 
 def as_completed(
-    client: Client,
+    client: FanoutHost,
     requests: Requests,
     *,
     concurrency: int = 10,
     on_progress: ProgressHook | None = None,
 ) -> AsyncGenerator[Job, None]:
     """See :meth:`ltx2.Client.as_completed`. Arguments are checked here, before iteration."""
+    client.check_open()
     run = _Run(client, requests, concurrency, on_progress)
     return _as_completed(run, concurrency)
 
 
 async def _as_completed(run: _Run, concurrency: int) -> AsyncGenerator[Job, None]:
     client = run.client
-    await client._ensure_started()
-    owner = client._tg
-    if owner is None:  # pragma: no cover - _ensure_started sets it
-        raise RuntimeError("this ltx2.Client is not running")
     # Up to ``concurrency`` finished jobs wait for a slow consumer; past that, workers hold
     # their slots until the consumer takes one, so memory stays bounded.
     send, receive = anyio.create_memory_object_stream[Job](concurrency)
@@ -281,7 +310,7 @@ async def _as_completed(run: _Run, concurrency: int) -> AsyncGenerator[Job, None
             stopped.set()
 
     try:
-        await owner.start(produce, name=f"ltx2 as_completed ({client.provider})")
+        await client.start_background(produce, name=f"as_completed ({client.provider})")
     except BaseException:  # the client is closing: nothing started
         send.close()
         receive.close()
@@ -304,11 +333,11 @@ async def _as_completed(run: _Run, concurrency: int) -> AsyncGenerator[Job, None
     if run.error is not None:
         raise run.error
     if not completed:
-        raise RuntimeError("the ltx2.Client was closed while as_completed() was running")
+        raise ClientClosedError("the ltx2.Client was closed while as_completed() was running")
 
 
 async def gather(
-    client: Client,
+    client: FanoutHost,
     requests: Requests,
     *,
     concurrency: int = 10,
@@ -316,6 +345,7 @@ async def gather(
     on_progress: ProgressHook | None = None,
 ) -> list[Video | BaseException]:
     """See :meth:`ltx2.Client.gather`."""
+    client.check_open()
     run = _Run(client, requests, concurrency, on_progress)
     results: dict[int, Video | BaseException] = {}
 

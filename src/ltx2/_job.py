@@ -7,7 +7,7 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -19,10 +19,24 @@ from ._types import JobStatus, StatusUpdate
 if TYPE_CHECKING:
     from collections.abc import Generator
 
-    from ._client import Client
     from ._request import VideoRequest
 
-__all__ = ["Job", "Video"]
+__all__ = ["Job", "JobHost", "Video"]
+
+
+class JobHost(Protocol):
+    """What a :class:`Job` asks of the client it came from (the client's resolver answers):
+    the one interface between them (STYLE.md rule 20)."""
+
+    @property
+    def transport(self) -> Transport:
+        """The transport a finished job's :class:`Video` downloads through."""
+
+    async def refresh(self, job: Job) -> None:
+        """One status read of ``job`` now; applies what it finds to the job."""
+
+    async def cancel(self, job: Job) -> None:
+        """Ask the provider to cancel ``job``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,19 +127,19 @@ class Job:
     A job resolves once: later or duplicate deliveries change nothing.
     """
 
-    __slots__ = ("__weakref__", "_client", "_future", "_update", "_watchers", "id", "key", "meta",
+    __slots__ = ("__weakref__", "_future", "_host", "_update", "_watchers", "id", "key", "meta",
                  "provider", "request")  # fmt: skip
 
     def __init__(
         self,
-        client: Client,
+        host: JobHost,
         key: str,
         provider: str,
         job_id: str | None = None,
         update: StatusUpdate | None = None,
         meta: Mapping[str, str] | None = None,
     ) -> None:
-        self._client = client
+        self._host = host
         self.key = key
         self.provider = provider
         self.id: str = job_id or ""
@@ -133,7 +147,7 @@ class Job:
         self.request: VideoRequest | None = None
         self._update = update or StatusUpdate(JobStatus.QUEUED, "submitted")
         self._future: asyncio.Future[StatusUpdate] = asyncio.get_running_loop().create_future()
-        self._watchers: list[asyncio.Queue[StatusUpdate]] | None = None
+        self._watchers: list[asyncio.Queue[StatusUpdate | BaseException]] | None = None
         if self._update.status.terminal:
             self._future.set_result(self._update)
 
@@ -153,7 +167,7 @@ class Job:
     @property
     def done(self) -> bool:
         """True once the job succeeded, failed or was cancelled."""
-        return self._future.done()
+        return self._update.status.terminal
 
     def __await__(self) -> Generator[Any, None, Video]:
         return self.result().__await__()
@@ -189,7 +203,7 @@ class Job:
         if update.status is JobStatus.SUCCEEDED and update.video_url:
             return Video(
                 update.video_url, self.id, self.provider, dict(update.metrics),
-                self._client._transport,
+                self._host.transport,
             )  # fmt: skip
         if update.status is JobStatus.CANCELLED:
             raise JobCancelledError(self)
@@ -197,13 +211,13 @@ class Job:
 
     async def refresh(self) -> JobStatus:
         """Ask the provider for the status now (one request) and return it."""
-        await self._client._check(self)
+        await self._host.refresh(self)
         return self.status
 
     async def cancel(self) -> None:
         """Ask the provider to cancel the job. :class:`ltx2.UnsupportedError` where the
         provider cannot; a job that already finished is left as it is."""
-        await self._client._cancel(self)
+        await self._host.cancel(self)
 
     async def updates(self) -> AsyncIterator[StatusUpdate]:
         """Every status change from now on, starting with the current one, ending with the
@@ -215,7 +229,7 @@ class Job:
         that differ only in ``metrics`` (timings, usage: they change on every poll) are not
         yielded; :attr:`last_update` always holds the latest reading. (No provider reports a
         progress figure beyond these.)"""
-        queue: asyncio.Queue[StatusUpdate] = asyncio.Queue()
+        queue: asyncio.Queue[StatusUpdate | BaseException] = asyncio.Queue()
         if self._watchers is None:
             self._watchers = []
         self._watchers.append(queue)
@@ -223,7 +237,10 @@ class Job:
             last = self._update
             yield last
             while not last.status.terminal:
-                last = await queue.get()
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                last = item
                 yield last
         finally:
             self._watchers.remove(queue)
@@ -239,6 +256,17 @@ class Job:
                 queue.put_nowait(update)
         if update.status.terminal:
             self._future.set_result(update)
+
+    def _release(self, error: BaseException) -> None:
+        """Nobody will resolve this job here any more (its client closed): every awaiter, now
+        and later, gets ``error``; the status stays the last one known."""
+        if self._future.done():
+            return
+        self._future.set_exception(error)
+        self._future.exception()  # retrieved: an unawaited job logs nothing
+        if self._watchers:
+            for queue in self._watchers:
+                queue.put_nowait(error)
 
 
 def _seen(update: StatusUpdate) -> tuple[Any, ...]:

@@ -23,7 +23,7 @@ from tests.conftest import NO_BACKOFF
 from yarl import URL
 
 import ltx2
-import ltx2._client as client_module
+import ltx2._submitting as submitting_module
 
 EACHLABS = "https://api.eachlabs.ai"
 EACHLABS_CREATE = f"{EACHLABS}/v1/prediction/"
@@ -105,7 +105,7 @@ async def test_cancelled_submit_cancels_the_job_once_the_create_reply_comes() ->
             assert task.cancelled()  # the CancelledError came out of submit
             assert stray_tasks(before) == []
             record = await store.find("eachlabs", "p-late")
-            assert c._jobs == {}  # nothing of it is left in the client
+            assert c._resolver.jobs == {}  # nothing of it is left in the client
         (cancel,) = requests_to(m, "POST", f"{EACHLABS}/v1/prediction/p-late/cancel")
         assert cancel.kwargs["headers"] == {"X-API-Key": KEY}  # type: ignore[attr-defined]
     assert record is not None
@@ -150,7 +150,7 @@ async def test_anyio_cancelled_submit_cancels_the_job_and_reraises_once() -> Non
 async def test_cancelled_submit_without_a_reply_in_the_grace_leaves_unknown(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(client_module, "CREATE_CANCEL_GRACE", 0.05)
+    monkeypatch.setattr(submitting_module, "CREATE_CANCEL_GRACE", 0.05)
     create = BlockedCreate({"status": "success", "predictionID": "p-never"})  # never released
     store = ltx2.MemoryStore()
     with aioresponses() as m:
@@ -269,8 +269,7 @@ async def test_status_stream_outlives_a_failing_store(caplog: pytest.LogCaptureF
             assert store.failed == 2
             second = await c.submit(image=IMAGE, prompt="two")
             assert (await second.result(timeout=PATIENCE)).job_id == "r-2"
-            assert c._supervisor is not None
-            assert not c._supervisor.done()  # the client's task group is still up
+            assert c._lifecycle.running  # the client's task group is still up
     assert video.url == "https://cdn.example.com/r-1.mp4"
     assert "status stream of fal job" in caplog.text
     assert KEY not in caplog.text
@@ -306,8 +305,7 @@ async def test_delivery_confirmation_outlives_a_failing_store(
                 await store.deliver(record.token, delivered, pid)
                 assert (await job.result(timeout=PATIENCE)).url.endswith(f"{pid}.mp4")
             assert store.failed == 2
-            assert c._supervisor is not None
-            assert not c._supervisor.done()  # the client's task group is still up
+            assert c._lifecycle.running  # the client's task group is still up
     assert "confirming a eachlabs delivery" in caplog.text
     assert KEY not in caplog.text
 

@@ -1,0 +1,261 @@
+"""Resolving: from the store's changes, deliveries, status streams and polls to a job's end.
+
+The :class:`Resolver` holds the jobs a client awaits. Every store change (local, or from
+another replica) reaches :meth:`Resolver.on_change`; a webhook delivery is confirmed by one
+status read where that is the setting; fal's status stream is watched where no receiver is
+used; the poller is the safety net for all of them. It also answers what a :class:`Job`
+asks of its client (:class:`ltx2._job.JobHost`): a status read now, a cancel, the transport
+a video downloads through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, cast
+
+from ._errors import ClientClosedError, LTX2Error
+from ._job import Job
+from ._poller import Poller
+from ._types import JobStatus, StatusUpdate
+
+if TYPE_CHECKING:
+    from ._config import PollPolicy
+    from ._context import Context
+    from ._transport import Transport
+    from .stores import JobRecord
+
+__all__ = ["LEASE_INTERVALS", "Resolver"]
+
+log = logging.getLogger("ltx2")
+
+#: A poll lease (see :meth:`ltx2.stores.Store.lease`) lasts this many of the holder's poll
+#: intervals. The holder polls again within one interval (the next one grows with the job's
+#: age by ``ratio`` of the time passed, less jitter), so it renews the lease before it lapses
+#: and the other replicas keep skipping; when the holder stops, another replica takes the job
+#: over within about two intervals. Stores without leases (memory, SQLite) always grant them.
+LEASE_INTERVALS = 1.5
+
+
+class Resolver:
+    """The jobs one client awaits, and everything that resolves them."""
+
+    def __init__(self, ctx: Context, *, poll: PollPolicy, confirm: bool) -> None:
+        self._ctx = ctx
+        self._provider = ctx.provider
+        self._store = ctx.store
+        self._transport = ctx.transport
+        self._poll_policy = poll
+        self._confirm = confirm
+        self.jobs: dict[str, Job] = {}
+        self._confirming: set[str] = set()
+        self.poller = Poller(self._check_key, poll, ctx.capabilities.expected_seconds)
+
+    # -- the job table --------------------------------------------------------------------
+
+    def add(self, job: Job) -> None:
+        """Await ``job`` here (its slot is counted in by whoever created it)."""
+        self.jobs[job.key] = job
+
+    def forget(self, key: str) -> None:
+        """Stop awaiting a job (it ended, or nobody here awaits it any more); frees its slot."""
+        if self.jobs.pop(key, None) is not None:
+            self.poller.remove(key)
+            self._confirming.discard(key)
+            self._ctx.release_slot()
+
+    def watch(self, key: str) -> None:
+        """Start following a created job: fal's status stream where no webhook comes, and the
+        poller (a safety net when something else is expected to tell)."""
+        webhook = self._ctx.webhooks
+        if self._ctx.capabilities.status_stream and not webhook:
+            started = self._ctx.lifecycle.start_soon(self._watch_stream, key, name=f"stream {key}")
+            self.poller.add(key, webhook=started)
+        else:
+            self.poller.add(key, webhook=webhook)
+
+    def release_all(self) -> None:
+        """The client is closing: every awaiter of a pending job gets
+        :class:`ltx2.ClientClosedError` now. The jobs keep running at the provider and stay
+        in the store."""
+        jobs = list(self.jobs.values())
+        for job in jobs:
+            self.forget(job.key)
+        for job in jobs:
+            job._release(
+                ClientClosedError(
+                    f"the client was closed while {job.provider} job {job.id or '?'} ran; it "
+                    "keeps running at the provider and stays in the store for resume()"
+                )
+            )
+
+    # -- what a Job asks (JobHost) --------------------------------------------------------
+
+    @property
+    def transport(self) -> Transport:
+        """The transport a :class:`ltx2.Video` downloads through while the client is open."""
+        return self._transport
+
+    async def refresh(self, job: Job) -> None:
+        """One status read now (and the result read where needed); the store decides."""
+        self._ctx.lifecycle.check_open()
+        await self._check(job)
+
+    async def cancel(self, job: Job) -> None:
+        """Ask the provider to cancel ``job``."""
+        self._ctx.lifecycle.check_open()
+        if job.done:
+            return
+        call = self._provider.cancel(job.id, job.meta)
+        await self._transport.send(call)
+        cancelled = StatusUpdate(JobStatus.CANCELLED, "cancelled")
+        await self._store.update(job.key, cancelled)
+        job._apply(cancelled)
+
+    # -- resolution -----------------------------------------------------------------------
+
+    async def on_change(self, record: JobRecord) -> None:
+        """Every store change (local, or from another replica through the store)."""
+        job = self.jobs.get(record.key)
+        if job is None:
+            return
+        if record.job_id and not job.id:
+            job.id = record.job_id
+            job.meta = dict(record.meta)
+        if record.update is not None:
+            job._apply(record.update)
+        if record.terminal:
+            self.forget(record.key)
+        elif record.delivery is not None and record.job_id is not None:
+            await self.handle_delivery(record)
+
+    async def handle_delivery(self, record: JobRecord) -> None:
+        """A webhook delivery is on the record: act on it (confirm it first where set)."""
+        delivery = record.delivery
+        if delivery is None or record.key in self._confirming:
+            return
+        if self._confirm or delivery.needs_result:
+            # One status read decides; the delivery only says when to look.
+            self._confirming.add(record.key)
+            if not self._ctx.lifecycle.start_soon(
+                self._confirm_delivery, record.key, name=f"confirm {record.key}"
+            ):
+                self._confirming.discard(record.key)
+        else:
+            try:
+                await self._store.update(record.key, delivery)
+            except Exception as exc:
+                # The store failed (e.g. Redis away for longer than its retries). This runs
+                # in whoever published the change (a poll, a confirmation, the receiver):
+                # none of them may fail for it. The delivery stays on the record; a poll
+                # reads the status now.
+                log.warning(
+                    "recording a %s delivery for job %s failed: %r; polling",
+                    self._ctx.name, record.key, exc,
+                )  # fmt: skip
+                self.poller.poll_now(record.key)
+
+    async def _confirm_delivery(self, key: str) -> None:
+        job = self.jobs.get(key)
+        try:
+            if job is not None and job.id:
+                await self._check(job)
+        except Exception as exc:
+            # An ltx2 error, or the store failing: this task lives in the client's task
+            # group and must not take every job's background work down with it. Hand the
+            # job to the poller, which keeps looking on its own schedule.
+            log.warning("confirming a %s delivery for job %s failed: %r", self._ctx.name, key, exc)
+            self.poller.poll_now(key)
+        finally:
+            self._confirming.discard(key)
+
+    async def _check_key(self, key: str) -> None:
+        """The poller's check: one status read, unless another replica holds the job's poll
+        lease (it polls, and its update reaches this replica through the store)."""
+        job = self.jobs.get(key)
+        if job is None or not job.id:
+            return
+        try:
+            if not await self._store.lease(key, self._ctx.owner, self.lease_ttl(key)):
+                return
+            await self._check(job)
+        except LTX2Error:
+            raise  # the poller's to handle (a 429 pauses every poll)
+        except Exception as exc:
+            # The store failed (e.g. Redis away for longer than its retries), or a reply made
+            # no sense. The poller must outlive both: the next poll comes on schedule.
+            log.warning("poll of %s job %s failed: %r", self._ctx.name, key, exc)
+
+    def lease_ttl(self, key: str, *, age: float | None = None, webhook: bool = False) -> float:
+        """How long a poll lease lasts: ``LEASE_INTERVALS`` of the poller's interval for this
+        job, as the poller computes it (``ratio`` × the job's age within the policy's bounds,
+        scaled; with a webhook expected, at least ``max_interval``). ``age`` and ``webhook``
+        stand in for a job the poller does not hold yet."""
+        interval = self.poller.job_interval(key)
+        if interval is None:
+            if age is None:
+                p = self._poll_policy
+                return p.max_interval * p.time_scale * LEASE_INTERVALS
+            interval = self.poller.interval(max(0.0, age), webhook=webhook)
+        return interval * LEASE_INTERVALS
+
+    async def _check(self, job: Job) -> None:
+        if not job.id:
+            return
+        reply = await self._transport.send(self._provider.status(job.id, job.meta))
+        update = await self._complete(job, self._provider.parse_status(reply))
+        await self._store.update(job.key, update)
+        job._apply(update)
+        if job.key in self._confirming:
+            self._confirming.discard(job.key)
+            if not update.status.terminal:
+                log.warning(
+                    "a %s delivery for job %s was not confirmed by its status (%s); ignored",
+                    self._ctx.name, job.id, update.raw,
+                )  # fmt: skip
+                await self._store.clear_delivery(job.key)
+
+    async def check(self, job: Job) -> None:
+        """One status read of ``job`` (the resumer's first poll)."""
+        await self._check(job)
+
+    async def _complete(self, job: Job, update: StatusUpdate) -> StatusUpdate:
+        if update.status is JobStatus.SUCCEEDED and (update.needs_result or not update.video_url):
+            reply = await self._transport.send(self._provider.result(job.id, job.meta))
+            result = self._provider.parse_result(reply)
+            metrics = {**update.metrics, **result.metrics}
+            return dataclasses.replace(result, metrics=metrics, needs_result=False)
+        return update
+
+    async def _watch_stream(self, key: str) -> None:
+        job = self.jobs.get(key)
+        if job is None:
+            return
+        events = self._transport.events(self._provider.stream(job.id, job.meta))
+        try:
+            # Closed at once when the loop ends early (not by the garbage collector).
+            async with contextlib.aclosing(cast("AsyncGenerator[str, None]", events)):
+                async for data in events:
+                    try:
+                        update = self._provider.parse_stream_event(data)
+                    except ValueError:
+                        continue
+                    update = await self._complete(job, update)
+                    await self._store.update(key, update)
+                    if update.status.terminal:
+                        return
+        except LTX2Error as exc:
+            log.info("status stream of %s job %s ended (%s); polling", self._ctx.name, job.id, exc)
+        except Exception as exc:
+            # The store failed, or a result made no sense: like _check_key, this task must
+            # outlive it (it shares the client's task group with every job's work).
+            log.warning("status stream of %s job %s failed: %r; polling", self._ctx.name, key, exc)
+        if key in self.jobs:
+            self.poller.poll_now(key)
+
+    def rate_limited(self, seconds: float) -> None:
+        """The provider answered 429 with ``Retry-After: seconds``: hold creates back."""
+        if self._ctx.limiter is not None:
+            self._ctx.limiter.penalize(seconds)

@@ -1,0 +1,336 @@
+"""Submitting: from a :class:`VideoRequest` to a created job the resolver follows.
+
+The order matters: the provider's capabilities are checked before anything is sent; a job
+slot is taken (the key's limits); the record, with its webhook token, is in the store before
+the create leaves, so a delivery that beats the create reply finds it; the create is sent in
+a task of its own, so a submit cancelled while it is in flight can still read the reply and
+cancel the job at the provider (:mod:`ltx2._shield`). On every path the slot is either the
+job's (freed when it ends) or freed at once, and the record has a status or is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._errors import (
+    APIError,
+    InvalidRequestError,
+    LTX2Error,
+    ServerError,
+    TransportError,
+    UnsupportedError,
+)
+from ._job import Job
+from ._request import ImageSource, VideoRequest
+from ._shield import outlive_cancel
+from ._types import HTTPCall, JobStatus, StatusUpdate
+from .providers import PROVIDERS, Created, get
+from .providers._base import is_loopback_url, registry
+from .stores import JobRecord, new_record
+
+if TYPE_CHECKING:
+    from ._context import Context
+    from ._resolving import Resolver
+
+__all__ = ["CREATE_CANCEL_GRACE", "DATA_URI_THRESHOLD", "SUBMITTED", "UNANSWERED", "Submitter"]
+
+log = logging.getLogger("ltx2")
+
+#: Local images up to this size go inline as data URIs where a provider takes both data URIs
+#: and uploads; larger ones are uploaded.
+DATA_URI_THRESHOLD = 1024 * 1024
+
+#: How long a :meth:`Client.submit` cancelled while its create is in flight keeps waiting
+#: (shielded) for the create reply, and then for the cancel request it sends, so that a job
+#: the provider started is not left running unseen. Past it, the record is kept as UNKNOWN.
+CREATE_CANCEL_GRACE = 10.0
+#: What the shielded settling of a cancelled create may take beyond that (its store writes).
+_SETTLE_SLACK = 5.0
+
+SUBMITTED = StatusUpdate(JobStatus.QUEUED, "submitted")
+UNANSWERED = StatusUpdate(JobStatus.UNKNOWN, "create-unanswered")
+
+
+class Submitter:
+    """Checks requests and creates jobs for one client."""
+
+    def __init__(self, ctx: Context, resolver: Resolver) -> None:
+        self._ctx = ctx
+        self._resolver = resolver
+        self._provider = ctx.provider
+        self._store = ctx.store
+        self._transport = ctx.transport
+
+    # -- before anything is sent ----------------------------------------------------------
+
+    def coerce(self, request: VideoRequest | None, fields: dict[str, Any]) -> VideoRequest:
+        """A :class:`VideoRequest` from ``submit``'s arguments."""
+        if request is None:
+            return VideoRequest(**fields)
+        if not isinstance(request, VideoRequest):
+            raise InvalidRequestError(
+                f"request: expected a VideoRequest, got {type(request).__name__}",
+                field="request", value=request, allowed="VideoRequest",
+            )  # fmt: skip
+        if fields:
+            return request.model_copy(
+                update=VideoRequest(**{**request.model_dump(), **fields}).model_dump()
+            )
+        return request
+
+    def check(self, req: VideoRequest) -> None:
+        """The provider's capabilities, checked before any request is sent."""
+        name = self._ctx.name
+        caps = self._ctx.capabilities
+        if req.duration not in caps.durations:
+            able = _providers_where(lambda c: req.duration in c.durations)
+            raise InvalidRequestError(
+                f"duration: {req.duration} s is not offered by {name} (allowed: "
+                f"{', '.join(map(str, caps.durations))}); providers that offer it: {able}",
+                field="duration", value=req.duration, allowed=caps.durations,
+            )  # fmt: skip
+        if req.camera_motion is not None and not caps.camera_motion:
+            able = _providers_where(lambda c: c.camera_motion)
+            raise InvalidRequestError(
+                f"camera_motion: {name} has no camera motion setting; providers that "
+                f"have it: {able} (or describe the move in the prompt, e.g. 'dolly in')",
+                field="camera_motion", value=req.camera_motion, allowed=None,
+            )  # fmt: skip
+        if req.image is None and not caps.text_only:
+            able = _providers_where(lambda c: c.text_only)
+            raise InvalidRequestError(
+                f"image: {name} needs an image; prompt-only (text-to-video) works "
+                f"with: {able}",
+                field="image", value=None, allowed="https URL, data URI, local path or bytes",
+            )  # fmt: skip
+        src = req.image_source()
+        if src is None:
+            return
+        if src.kind == "data" and not caps.data_uri:
+            raise InvalidRequestError(
+                f"image: {name} refuses data URIs (its documentation says so); pass "
+                "the image's bytes or a local path and ltx2 uploads it, or an https URL",
+                field="image", value=src.url, allowed="https URL, local path or bytes",
+            )  # fmt: skip
+        local_url = src.kind == "url" and src.url is not None and is_loopback_url(src.url)
+        if local_url and not caps.data_uri and not self._provider.local:
+            raise InvalidRequestError(
+                f"image: {name} cannot fetch a localhost URL; pass a local path "
+                "or bytes and ltx2 uploads it, or a public https URL",
+                field="image", value=src.url, allowed="a public https URL, path or bytes",
+            )  # fmt: skip
+        if src.kind in ("path", "bytes") and not caps.upload:
+            limit = caps.max_data_uri_bytes
+            if not caps.data_uri or (limit is not None and (src.size or 0) > limit):
+                raise InvalidRequestError(
+                    f"image: {src.size} bytes is over {name}'s {limit}-byte limit for "
+                    "inline images; host it and pass an https URL",
+                    field="image", value=f"<{src.size} bytes>", allowed=f"<= {limit} bytes",
+                )  # fmt: skip
+
+    async def _image_url(self, src: ImageSource | None) -> str | None:
+        if src is None:
+            return None
+        if src.kind in ("url", "data"):
+            return src.url
+        caps = self._ctx.capabilities
+        size = src.size or 0
+        limit = caps.max_data_uri_bytes
+        fits = caps.data_uri and (limit is None or size <= limit)
+        threshold = getattr(self._provider, "data_uri_threshold", DATA_URI_THRESHOLD)
+        if fits and (not caps.upload or size <= threshold):
+            return await src.as_data_uri()
+        return await self._upload(src)
+
+    async def _upload(self, src: ImageSource) -> str:
+        mime = src.mime or "application/octet-stream"
+        name = src.path.name if src.path is not None else f"image.{mime.split('/')[-1]}"
+        data = await src.read()
+        error: Exception | None = None
+        for fallback in range(4):
+            call = self._provider.upload(name, mime, fallback=fallback)
+            if call is None:
+                break
+            try:
+                return await self._upload_via(call, mime, data)
+            except (APIError, TransportError, ValueError) as exc:
+                # The provider's older upload route may still work (fal, as fal-client does).
+                log.info("%s upload route %d failed (%s)", self._ctx.name, fallback, exc)
+                error = exc
+        assert error is not None
+        raise error
+
+    async def _upload_via(self, call: HTTPCall, mime: str, data: bytes) -> str:
+        target = self._provider.parse_upload(await self._transport.send(call))
+        # The transfer carries the content type asked for, plus every header the provider
+        # said it must (Eachlabs' required_headers: its presigned URL is signed for them).
+        headers = {"Content-Type": mime, **{k: v for k, v in target.headers.items() if v}}
+        reply = await self._transport.send(
+            HTTPCall(target.method, target.put_url, "upload", headers=headers, data=data)
+        )
+        return target.file_url or self._provider.parse_uploaded(reply)
+
+    # -- the create -----------------------------------------------------------------------
+
+    async def submit(self, req: VideoRequest) -> Job:
+        """Create one job (``req`` already checked; the client running) and return it once
+        the provider has accepted it. See :meth:`ltx2.Client.submit`."""
+        ctx = self._ctx
+        image_url = await self._image_url(req.image_source())
+        webhook = ctx.webhooks
+        record = new_record(
+            ctx.name,
+            {**req.params(), "prompt": req.prompt, "image": image_url},
+            owner=ctx.owner,
+            with_secret=webhook and ctx.capabilities.webhooks == "secret",
+        )
+        limiter = ctx.open_limiter()
+        await limiter.acquire_create()
+        # From here the slot is the job's: the resolver frees it when it forgets the job.
+        job = Job(self._resolver, record.key, ctx.name)
+        job.request = req
+        self._resolver.add(job)
+        sent = False
+        try:
+            ctx.lifecycle.check_open()  # closed while waiting for the slot: nothing is sent
+            # The record (and its webhook token) exists before the create leaves, so a
+            # delivery that beats the create reply finds it.
+            await self._store.add(record)
+            call = self._provider.create(
+                req,
+                image_url,
+                webhook_url=ctx.receiver.url_for(ctx.name, record.token)
+                if webhook and ctx.receiver is not None
+                else None,
+                webhook_secret=record.webhook_secret,
+            )
+            # Sent in a task of its own, awaited through a shield: a cancelled submit can
+            # still read the reply (see _settle_cancelled_create). The task ends before
+            # submit does, on every path.
+            sending = asyncio.get_running_loop().create_task(
+                self._send_create(call), name=f"ltx2 create ({ctx.name})"
+            )
+            sent = True
+            created = await asyncio.shield(sending)
+        except BaseException as exc:
+            self._resolver.forget(record.key)  # nobody awaits this job here any more
+            if sent and isinstance(exc, asyncio.CancelledError):
+                work = self._settle_cancelled_create(record, sending)
+                grace = CREATE_CANCEL_GRACE + _SETTLE_SLACK
+            else:
+                work = self._abandon(record, exc, sent)
+                grace = _SETTLE_SLACK
+            try:
+                await outlive_cancel(work, grace=grace, name=f"ltx2 settle ({ctx.name})")
+            except Exception as error:
+                log.warning(
+                    "settling a failed %s create (key %s) failed: %r",
+                    ctx.name, record.key, error,
+                )  # fmt: skip
+            raise
+        job.id = created.job_id
+        job.meta = dict(created.meta)
+        rec = await self._store.set_created(
+            record.key, created.job_id, dict(created.meta), created.update or SUBMITTED
+        )
+        if rec is not None and not rec.terminal and record.key in self._resolver.jobs:
+            self._resolver.watch(record.key)
+            if rec.delivery is not None:
+                await self._resolver.handle_delivery(rec)
+        log.info("submitted %s job %s (key %s)", ctx.name, job.id, record.key)
+        return job
+
+    async def _send_create(self, call: HTTPCall) -> Created:
+        reply = await self._transport.send(call)
+        try:
+            return self._provider.parse_create(reply)
+        except LTX2Error:
+            raise
+        except ValueError as exc:
+            raise TransportError(
+                f"{self._ctx.name} sent an unreadable create reply: {exc}"
+            ) from None
+
+    async def _settle_cancelled_create(
+        self, record: JobRecord, sending: asyncio.Task[Created]
+    ) -> None:
+        """submit() was cancelled after its create left. Wait (at most CREATE_CANCEL_GRACE
+        seconds) for the reply; with an id, record it and cancel the job at the provider.
+
+        Outcomes: cancelled at the provider → the record is CANCELLED; the provider cannot
+        cancel (AI/ML API, GMI Cloud) or the cancel failed → the record keeps its id and its
+        pending status, so :meth:`resume` re-attaches it; no usable reply in time → the
+        rules of :meth:`_abandon` (UNKNOWN, or deleted when the reply says nothing started).
+        Runs in a task of its own (:func:`ltx2._shield.outlive_cancel`)."""
+        name = self._ctx.name
+        deadline = anyio.current_time() + CREATE_CANCEL_GRACE
+        try:
+            with anyio.CancelScope(deadline=deadline):
+                await asyncio.wait([sending])
+        finally:
+            if not sending.done():
+                sending.cancel()
+                await asyncio.wait([sending])  # its own cleanup; no task outlives submit
+        error = asyncio.CancelledError() if sending.cancelled() else sending.exception()
+        try:
+            if error is not None:
+                await self._abandon(record, error, True)
+                return
+            created = sending.result()
+            rec = await self._store.set_created(
+                record.key, created.job_id, dict(created.meta), created.update or SUBMITTED
+            )
+            if rec is None or rec.terminal:
+                return
+            try:
+                call = self._provider.cancel(created.job_id, created.meta)
+                with anyio.CancelScope(deadline=deadline) as scope:
+                    await self._transport.send(call)
+                if scope.cancelled_caught:
+                    raise TransportError(f"no cancel reply within {CREATE_CANCEL_GRACE} s")
+            except UnsupportedError:
+                log.info(
+                    "submit cancelled: %s cannot cancel job %s; it runs on (resume() has it)",
+                    name, created.job_id,
+                )  # fmt: skip
+                return
+            except LTX2Error as exc:
+                log.warning(
+                    "submit cancelled: cancelling %s job %s failed (%s); resume() has it",
+                    name, created.job_id, exc,
+                )  # fmt: skip
+                return
+            await self._store.update(record.key, StatusUpdate(JobStatus.CANCELLED, "cancelled"))
+            log.info("submit cancelled: %s job %s cancelled", name, created.job_id)
+        except Exception as exc:
+            # The cancellation is what the caller must see; a store that fails here leaves
+            # the record as it was (resume() reports it).
+            log.warning(
+                "submit cancelled: recording %s job (key %s) failed: %r", name, record.key, exc
+            )
+
+    async def _abandon(self, record: JobRecord, exc: BaseException, sent: bool) -> None:
+        """A create failed. If the provider cannot have started it, forget the record; else
+        keep it as UNKNOWN so that resume() can look for it (never submit it again)."""
+        maybe_created = sent and (
+            isinstance(exc, asyncio.CancelledError | ValueError)
+            or (isinstance(exc, TransportError) and getattr(exc, "maybe_sent", True))
+            or (isinstance(exc, ServerError) and exc.status_code != 503)
+        )
+        if isinstance(exc, ValueError) and isinstance(exc, LTX2Error):
+            maybe_created = False
+        if maybe_created:
+            await self._store.update(record.key, UNANSWERED)
+        else:
+            await self._store.delete(record.key)
+
+
+def _providers_where(test: Any) -> str:
+    for name in PROVIDERS:
+        get(name)
+    names = [n for n, cls in registry().items() if test(cls.capabilities)]
+    return ", ".join(sorted(names)) or "none"
