@@ -250,7 +250,10 @@ class Submitter:
             return self._provider.parse_create(reply)
         except LTX2Error:
             raise
-        except ValueError as exc:
+        except Exception as exc:
+            # Parsers are total (a result or ValueError), but whatever one raises, the create
+            # was sent and may have started a job: it is an unreadable reply (see _abandon:
+            # the record stays UNKNOWN for resume()), never a raw error for the caller.
             raise TransportError(
                 f"{self._ctx.name} sent an unreadable create reply: {exc}"
             ) from None
