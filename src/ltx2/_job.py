@@ -257,11 +257,14 @@ class Job:
         if update.status.terminal:
             self._future.set_result(update)
 
-    def _release(self, error: BaseException) -> None:
-        """Nobody will resolve this job here any more (its client closed): every awaiter, now
-        and later, gets ``error``; the status stays the last one known."""
+    def _release(self, error: BaseException, update: StatusUpdate | None = None) -> None:
+        """Nobody will resolve this job here any more (its client closed, or the provider no
+        longer knows it): every awaiter, now and later, gets ``error``; the status becomes
+        ``update`` if given, else stays the last one known."""
         if self._future.done():
             return
+        if update is not None:
+            self._update = update
         self._future.set_exception(error)
         self._future.exception()  # retrieved: an unawaited job logs nothing
         if self._watchers:

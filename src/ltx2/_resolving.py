@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, cast
 
-from ._errors import ClientClosedError, LTX2Error
+from ._errors import APIError, AuthenticationError, ClientClosedError, LTX2Error, NotFoundError
 from ._job import Job
 from ._poller import Poller
 from ._types import JobStatus, StatusUpdate
@@ -38,6 +38,12 @@ log = logging.getLogger("ltx2")
 #: over within about two intervals. Stores without leases (memory, SQLite) always grant them.
 LEASE_INTERVALS = 1.5
 
+#: A job whose status reads are refused this many times in a row — 404 (the provider does not
+#: know the id) or 401/403 (the key does not reach it) — ends for this client: its awaiters
+#: get that error and its slot is freed. The poller spaces the reads by its schedule, so one
+#: blip (a replica of the provider that lags, a key being rotated) does not end a job.
+MAX_REFUSED = 3
+
 
 class Resolver:
     """The jobs one client awaits, and everything that resolves them."""
@@ -51,6 +57,7 @@ class Resolver:
         self._confirm = confirm
         self.jobs: dict[str, Job] = {}
         self._confirming: set[str] = set()
+        self._refused: dict[str, int] = {}
         self.poller = Poller(self._check_key, poll, ctx.capabilities.expected_seconds)
 
     # -- the job table --------------------------------------------------------------------
@@ -64,6 +71,7 @@ class Resolver:
         if self.jobs.pop(key, None) is not None:
             self.poller.remove(key)
             self._confirming.discard(key)
+            self._refused.pop(key, None)
             self._ctx.release_slot()
 
     def watch(self, key: str) -> None:
@@ -181,12 +189,39 @@ class Resolver:
             if not await self._store.lease(key, self._ctx.owner, self.lease_ttl(key)):
                 return
             await self._check(job)
+        except (NotFoundError, AuthenticationError) as exc:
+            await self._on_refused(job, exc)
         except LTX2Error:
             raise  # the poller's to handle (a 429 pauses every poll)
         except Exception as exc:
             # The store failed (e.g. Redis away for longer than its retries), or a reply made
             # no sense. The poller must outlive both: the next poll comes on schedule.
             log.warning("poll of %s job %s failed: %r", self._ctx.name, key, exc)
+
+    async def _on_refused(self, job: Job, exc: APIError) -> None:
+        """A status read of ``job`` was refused (404, 401, 403). The ``MAX_REFUSED``-th time
+        in a row, the job ends here with that error; before, the poller tries again."""
+        count = self._refused.get(job.key, 0) + 1
+        self._refused[job.key] = count
+        if count < MAX_REFUSED:
+            raise exc
+        log.warning(
+            "%s job %s: %d status reads refused (%s); giving up on it",
+            self._ctx.name, job.id, count, exc,
+        )  # fmt: skip
+        self.forget(job.key)
+        update = None
+        if isinstance(exc, NotFoundError):
+            # The provider does not know the job: it is over, also for resume(). (A 401/403
+            # leaves the record pending: with a working key, resume() can still collect it.)
+            update = StatusUpdate(JobStatus.FAILED, "not-found", error=str(exc))
+            try:
+                await self._store.update(job.key, update)
+            except Exception as error:
+                log.warning(
+                    "recording %s job %s as not found failed: %r", self._ctx.name, job.id, error
+                )
+        job._release(exc, update)
 
     def lease_ttl(self, key: str, *, age: float | None = None, webhook: bool = False) -> float:
         """How long a poll lease lasts: ``LEASE_INTERVALS`` of the poller's interval for this
@@ -205,6 +240,7 @@ class Resolver:
         if not job.id:
             return
         reply = await self._transport.send(self._provider.status(job.id, job.meta))
+        self._refused.pop(job.key, None)
         update = await self._complete(job, self._provider.parse_status(reply))
         await self._store.update(job.key, update)
         job._apply(update)
