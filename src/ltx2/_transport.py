@@ -40,7 +40,7 @@ from ._redact import redact_url, scrub, secrets_of
 from ._types import HTTPCall, HTTPReply
 from .providers import Provider
 
-__all__ = ["DEFAULT_MAX_DOWNLOAD_BYTES", "Transport"]
+__all__ = ["DEFAULT_MAX_DOWNLOAD_BYTES", "POOL_SIZE", "Transport"]
 
 log = logging.getLogger("ltx2")
 
@@ -49,6 +49,8 @@ DEFAULT_MAX_DOWNLOAD_BYTES = 2 * 1024**3
 _CHUNK = 256 * 1024
 #: Same-origin redirects an API call follows (aiohttp's default is 10; providers use none).
 _MAX_API_REDIRECTS = 5
+#: Connections a transport's own session keeps to a host (and API calls in flight at once).
+POOL_SIZE = 256
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -140,6 +142,12 @@ class Transport:
         self._closed = False
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self.counts: dict[str, int] = {}
+        # API calls wait for a connection here, before aiohttp's timeouts start: aiohttp
+        # counts the wait for a pooled connection against ``connect`` and ``total``, so a
+        # fan-out of thousands of creates would fail the later ones as "timed out" though
+        # they were never sent. Free, it costs nothing (an asyncio.Semaphore does not yield).
+        limit = getattr(getattr(session, "connector", None), "limit", None) or POOL_SIZE
+        self._pool = asyncio.Semaphore(limit)
 
     @property
     def closed(self) -> bool:
@@ -156,7 +164,7 @@ class Transport:
                     connect=self.timeouts.connect,
                     sock_read=self.timeouts.read,
                 ),
-                connector=aiohttp.TCPConnector(limit=256, enable_cleanup_closed=True),
+                connector=aiohttp.TCPConnector(limit=POOL_SIZE, enable_cleanup_closed=True),
                 raise_for_status=False,
             )
             self._own_session = True
@@ -224,6 +232,10 @@ class Transport:
         return self._rng.uniform(0, cap)
 
     async def _send_once(self, call: HTTPCall) -> HTTPReply:
+        async with self._pool:
+            return await self._send_pooled(call)
+
+    async def _send_pooled(self, call: HTTPCall) -> HTTPReply:
         # Failures are raised outside the except blocks, so that no aiohttp exception (its
         # repr holds the request headers and full URL) rides along as __context__.
         failure: Exception
