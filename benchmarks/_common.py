@@ -206,8 +206,8 @@ async def pending_memory(
     """Memory one *pending* job costs the client (Job handle, store record, poller entry,
     limiter slot), as the slope of memory over N: after a warm-up of 200 jobs, submit jobs
     that stay pending (the emulator must make them take long) up to each size in ``sizes``,
-    reading traced allocations (``kind="traced"``, tracemalloc) or RSS at each; the slope
-    between the first and the last size leaves out whatever is paid once (imports, caches,
+    reading traced allocations (``kind="traced"``, tracemalloc) or RSS at each; the
+    least-squares slope over those sizes leaves out whatever is paid once (imports, caches,
     the session, the first pages of each container). Returns the readings and the slope."""
     import asyncio
     import gc
@@ -230,30 +230,48 @@ async def pending_memory(
             await asyncio.gather(*tasks)
             del tasks
 
-        def reading() -> int:
+        async def reading() -> int:
+            # Let the last creates' replies, tasks and callbacks finish before counting.
+            for _ in range(3):
+                await asyncio.sleep(0.02)
             gc.collect()
             return tracemalloc.get_traced_memory()[0] if traced else rss_bytes()
 
         await submit_many(200)
         if traced:
             tracemalloc.start()
-        readings: list[tuple[int, int]] = [(0, reading())]
+        readings: list[tuple[int, int]] = [(0, await reading())]
         done = 0
         for size in sizes:
             await submit_many(size - done)
             done = size
-            readings.append((size, reading()))
+            readings.append((size, await reading()))
         if traced:
             tracemalloc.stop()
         if sum(1 for job in held if not job.done) != done + 200:
             raise RuntimeError("jobs finished: the emulator's processing time is too short")
-    (n1, m1), (n2, m2) = readings[1], readings[-1]
     return {
         "kind": kind,
         "readings": readings,
-        "bytes_per_job": (m2 - m1) / (n2 - n1),
-        "total_over_n": (m2 - readings[0][1]) / n2,
+        "bytes_per_job": slope(readings[1:]),
+        "total_over_n": (readings[-1][1] - readings[0][1]) / done,
     }
+
+
+def slope(points: Sequence[tuple[int, int]]) -> float:
+    """The least-squares slope of memory over N: with several sizes, one hash table's resize
+    (a step of a few KiB at a power of two) moves it less than it moves a two-point slope."""
+    xs = [float(x) for x, _ in points]
+    ys = [float(y) for _, y in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mx) ** 2 for x in xs
+    )
+
+
+def memory_sizes(n: int, points: int = 6) -> list[int]:
+    """The sizes at which memory is read for N pending jobs: evenly from N/2 to N."""
+    return [n // 2 + (n - n // 2) * k // (points - 1) for k in range(points)]
 
 
 async def pending_memory_in_child(

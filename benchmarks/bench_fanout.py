@@ -16,8 +16,8 @@ rotating order: wall time (target: ltx2 ≤ 1.25 × the loop) and client-process
 shown beside wall time — each verdict on the median of the per-repetition (paired) ratios.
 And the memory one *pending* job costs the client (Job handle, store record, poller entry,
 limiter slot): jobs are submitted to an emulator where they take an hour, and the figure is
-the slope of the process's traced allocations (``tracemalloc``) and RSS over N between
-N/2 and N pending jobs, not total ÷ N (target < 4 KiB).
+the slope of the process's traced allocations (``tracemalloc``) and RSS over N (least
+squares over six sizes from N/2 to N pending jobs), not total ÷ N (target < 4 KiB).
 
     python benchmarks/bench_fanout.py [--quick] [--plot docs/bench_fanout.png]
 """
@@ -181,13 +181,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     f"{row['emulator_cpu_share']:.0%} of a core",
                     file=sys.stderr,
                 )
-    sizes = (args.pending // 2, args.pending)
+    sizes = common.memory_sizes(args.pending)
     with common.start_emulator(["--no-limits", "--processing-time", "3600"]) as emu:
         base = emu.provider_url(PROVIDER)
         traced = await memory_slope(base, sizes, "traced")
         rss = await memory_slope(base, sizes, "rss")
     print(
-        f"pending job (slope {sizes[0]:,} -> {sizes[1]:,}): {traced['bytes_per_job']:.0f} B "
+        f"pending job (slope {sizes[0]:,} -> {sizes[-1]:,}): {traced['bytes_per_job']:.0f} B "
         f"traced, {rss['bytes_per_job']:.0f} B RSS",
         file=sys.stderr,
     )
@@ -211,7 +211,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "baseline_cpu_ms_per_job": round(med("baseline", "cpu_ms_per_job"), 4),
         "baseline_requests_per_job": med("baseline", "requests_per_job"),
         "pending_jobs": args.pending,
-        "pending_sizes": list(sizes),
+        "pending_sizes": [sizes[0], sizes[-1]],
         "pending_bytes_per_job_traced": round(traced["bytes_per_job"]),
         "pending_bytes_per_job_rss": round(rss["bytes_per_job"]),
         "pending_total_over_n_traced": round(traced["total_over_n"]),
