@@ -14,23 +14,23 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Sequence
-from typing import Any, Literal, overload
+from typing import Any, Literal, Unpack, overload
 
 import aiohttp
 from anyio.abc import TaskGroup
 
-from ._config import Limits, PollPolicy, RetryPolicy, Timeouts
+from ._config import Limits, PollPolicy, RetryPolicy, Timeouts, where_to_connect
 from ._context import Context
 from ._errors import AuthenticationError, InvalidRequestError
-from ._fanout import ProgressHook
+from ._fanout import ProgressHook, SubmitHook
 from ._job import Job, JobHost, Video
 from ._lifecycle import ClientState, Lifecycle, Work
-from ._request import VideoRequest
+from ._request import VideoRequest, VideoRequestFields, VideoRequestOverrides
 from ._resolving import LEASE_INTERVALS, Resolver
 from ._resuming import Resumer
 from ._submitting import CREATE_CANCEL_GRACE, DATA_URI_THRESHOLD, Submitter
 from ._transport import Transport
-from .providers import get
+from .providers import ProviderName, get, normalize
 from .stores import MemoryStore, Store
 from .webhooks import WebhookReceiver
 
@@ -69,7 +69,7 @@ class Client:
 
     def __init__(
         self,
-        provider: str,
+        provider: ProviderName,
         *,
         api_key: str | None = None,
         base_url: str | None = None,
@@ -80,11 +80,13 @@ class Client:
         timeouts: Timeouts | None = None,
         limits: Limits | None = None,
         confirm_webhooks: bool | None = None,
-        time_scale: float = 1.0,
+        time_scale: float | None = None,
         session: aiohttp.ClientSession | None = None,
         **provider_options: Any,
     ) -> None:
+        provider = normalize(provider)  # any case: "FAL" is fal
         cls = get(provider)
+        base_url, time_scale = where_to_connect(provider, base_url, time_scale)
         key = api_key if api_key is not None else os.environ.get(cls.env_var)
         if not key:
             raise AuthenticationError(
@@ -92,11 +94,6 @@ class Client:
                 status_code=401,
                 provider=provider,
             )
-        if time_scale <= 0:
-            raise InvalidRequestError(
-                f"time_scale: {time_scale!r} must be positive",
-                field="time_scale", value=time_scale, allowed="> 0",
-            )  # fmt: skip
         self.provider: str = provider
         self._provider = cls(key, base_url, **provider_options)
         self.capabilities = cls.capabilities
@@ -199,6 +196,14 @@ class Client:
 
     # -- submitting -----------------------------------------------------------------------
 
+    @overload
+    async def submit(
+        self, request: VideoRequest, /, **fields: Unpack[VideoRequestOverrides]
+    ) -> Job: ...
+
+    @overload
+    async def submit(self, /, **fields: Unpack[VideoRequestFields]) -> Job: ...
+
     async def submit(self, request: VideoRequest | None = None, /, **fields: Any) -> Job:
         """Submit one job and return its :class:`Job` as soon as the provider accepted it.
 
@@ -215,9 +220,19 @@ class Client:
         await self._ensure_started()
         return await self._submitter.submit(req)
 
+    @overload
+    async def generate(
+        self, request: VideoRequest, /, **fields: Unpack[VideoRequestOverrides]
+    ) -> Video: ...
+
+    @overload
+    async def generate(self, /, **fields: Unpack[VideoRequestFields]) -> Video: ...
+
     async def generate(self, request: VideoRequest | None = None, /, **fields: Any) -> Video:
         """Submit a job and wait for its video (``await (await submit(...))``)."""
-        job = await self.submit(request, **fields)
+        job = await (
+            self.submit(request, **fields) if request is not None else self.submit(**fields)
+        )
         return await job
 
     def _rate_limited(self, seconds: float) -> None:
@@ -255,6 +270,7 @@ class Client:
         *,
         concurrency: int = 10,
         on_progress: ProgressHook | None = None,
+        on_submit: SubmitHook | None = None,
     ) -> AsyncGenerator[Job, None]:
         """Run many requests and yield each :class:`Job` as it finishes, in finishing order.
 
@@ -267,6 +283,10 @@ class Client:
                 function, called as each job finishes (``total`` is ``None`` when
                 ``requests`` has no ``len``). An exception it raises is logged and the
                 fan-out goes on.
+            on_submit: ``on_submit(job)``, a function or a coroutine function, called as
+                soon as each job's create was accepted (not for a create that failed), so
+                the caller can follow it or ``await job.cancel()`` while it runs. An
+                exception it raises is logged and the fan-out goes on.
 
         A failed or cancelled job is yielded too (awaiting it raises); so is a request whose
         create failed, as a ``FAILED`` job with an empty ``id`` that raises the create's
@@ -285,8 +305,9 @@ class Client:
         from ._fanout import as_completed
 
         return as_completed(
-            self._fanout, requests, concurrency=concurrency, on_progress=on_progress
-        )
+            self._fanout, requests, concurrency=concurrency, on_progress=on_progress,
+            on_submit=on_submit,
+        )  # fmt: skip
 
     @overload
     async def gather(
@@ -296,6 +317,7 @@ class Client:
         concurrency: int = ...,
         return_exceptions: Literal[False] = ...,
         on_progress: ProgressHook | None = ...,
+        on_submit: SubmitHook | None = ...,
     ) -> list[Video]: ...
 
     @overload
@@ -306,6 +328,7 @@ class Client:
         concurrency: int = ...,
         return_exceptions: Literal[True],
         on_progress: ProgressHook | None = ...,
+        on_submit: SubmitHook | None = ...,
     ) -> list[Video | BaseException]: ...
 
     async def gather(
@@ -315,10 +338,11 @@ class Client:
         concurrency: int = 10,
         return_exceptions: bool = False,
         on_progress: ProgressHook | None = None,
+        on_submit: SubmitHook | None = None,
     ) -> Sequence[Video | BaseException]:
         """Run many requests and return their videos in input order.
 
-        Takes the same ``requests``, ``concurrency`` and ``on_progress`` as
+        Takes the same ``requests``, ``concurrency``, ``on_progress`` and ``on_submit`` as
         :meth:`as_completed`. By default the first failure (a job that failed or was
         cancelled, or a create that failed) cancels every other job at the provider where it
         can, and is raised once they are stopped. With ``return_exceptions=True`` each
@@ -329,7 +353,7 @@ class Client:
 
         return await gather(
             self._fanout, requests, concurrency=concurrency, return_exceptions=return_exceptions,
-            on_progress=on_progress,
+            on_progress=on_progress, on_submit=on_submit,
         )  # fmt: skip
 
 

@@ -3,25 +3,128 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._errors import InvalidRequestError
 
-__all__ = ["DownloadPolicy", "Limits", "PollPolicy", "RetryPolicy", "Timeouts", "check_seconds"]
+__all__ = [
+    "EMULATOR_URL_ENV",
+    "TIME_SCALE_ENV",
+    "DownloadPolicy",
+    "Limits",
+    "PollPolicy",
+    "RetryPolicy",
+    "Timeouts",
+    "check_base_url",
+    "check_positive",
+    "check_seconds",
+    "emulator_from_env",
+    "where_to_connect",
+]
+
+#: The root URL of an ltx2 emulator (what ``ltx2 emulator`` prints). When set, a client given
+#: no ``base_url`` talks to ``{root}/{provider}`` instead of the provider (docs/quickstart.md).
+EMULATOR_URL_ENV = "LTX2_EMULATOR_URL"
+#: With ``LTX2_EMULATOR_URL``: the client's default ``time_scale`` (the emulator's own).
+TIME_SCALE_ENV = "LTX2_TIME_SCALE"
 
 
 def check_seconds(name: str, value: Any, *, zero: bool = False) -> float:
     """``value`` as a number of seconds, or :class:`ltx2.InvalidRequestError` naming ``name``:
     a real number (not a bool, not NaN), positive (or zero, if ``zero``) and finite."""
+    return check_positive(name, value, zero=zero, what="a number of seconds")
+
+
+def check_positive(name: str, value: Any, *, zero: bool = False, what: str = "a number") -> float:
+    """``value`` as a float if it is a finite real number > 0 (>= 0 with ``zero``), else
+    :class:`ltx2.InvalidRequestError` naming ``name``, the value and what is allowed."""
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     if not ok or math.isnan(value) or math.isinf(value) or value < 0 or (value == 0 and not zero):
-        allowed = "a number of seconds " + (">= 0" if zero else "> 0")
-        what = f"{value!r}" if ok else f"{value!r} ({type(value).__name__})"
+        allowed = f"{what} " + (">= 0" if zero else "> 0")
+        shown = f"{value!r}" if ok else f"{value!r} ({type(value).__name__})"
         raise InvalidRequestError(
-            f"{name}: {what} is not {allowed}", field=name, value=value, allowed=allowed
+            f"{name}: {shown} is not {allowed}", field=name, value=value, allowed=allowed
         )
     return float(value)
+
+
+def check_base_url(url: Any, field: str = "base_url") -> str:
+    """``url`` if it is an http(s) URL with a host (and no credentials, query or fragment),
+    without its trailing slash; else :class:`ltx2.InvalidRequestError` naming ``field``."""
+    allowed = "an http(s) URL with a host, e.g. https://proxy.example.com/eachlabs"
+    if not isinstance(url, str):
+        raise InvalidRequestError(
+            f"{field}: {url!r} ({type(url).__name__}) is not a URL",
+            field=field, value=url, allowed=allowed,
+        )  # fmt: skip
+    shown = url if len(url) <= 120 else url[:117] + "..."
+    problem = None
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        problem = str(exc)
+    else:
+        if "://" not in url:
+            problem = "it has no scheme (http:// or https://)"
+        elif parts.scheme.lower() not in ("http", "https"):
+            problem = f"its scheme is {parts.scheme!r}, not http or https"
+        elif any(c.isspace() for c in url.strip()):
+            problem = "it contains spaces"
+        elif not parts.hostname:
+            problem = "it has no host"
+        elif parts.username is not None or parts.password is not None:
+            shown = "<a URL with credentials>"  # never repeat them
+            problem = "it carries credentials; pass the key as api_key="
+        elif parts.query or parts.fragment:
+            problem = "a base URL has no query or fragment"
+    if problem is not None:
+        raise InvalidRequestError(
+            f"{field}: {shown!r} is not a usable base URL: {problem}",
+            field=field, value=shown, allowed=allowed,
+        )  # fmt: skip
+    return url.strip().rstrip("/")
+
+
+def emulator_from_env(provider: str) -> tuple[str, float | None] | None:
+    """``(base_url, time_scale)`` for ``provider`` when ``LTX2_EMULATOR_URL`` is set (the
+    time scale from ``LTX2_TIME_SCALE``, if set); None when it is not."""
+    root = os.environ.get(EMULATOR_URL_ENV, "").strip()
+    if not root:
+        return None
+    base = check_base_url(f"{check_base_url(root, EMULATOR_URL_ENV)}/{provider}", EMULATOR_URL_ENV)
+    text = os.environ.get(TIME_SCALE_ENV, "").strip()
+    if not text:
+        return base, None
+    try:
+        scale = float(text)
+    except ValueError:
+        scale = math.nan
+    if not (scale > 0 and math.isfinite(scale)):
+        raise InvalidRequestError(
+            f"{TIME_SCALE_ENV}: {text!r} is not a positive number",
+            field=TIME_SCALE_ENV, value=text, allowed="a number > 0, e.g. 0.01",
+        )  # fmt: skip
+    return base, scale
+
+
+def where_to_connect(provider: str, base_url: Any, time_scale: Any) -> tuple[str | None, float]:
+    """A client's ``(base_url, time_scale)``: as given (checked), else from
+    ``LTX2_EMULATOR_URL`` and ``LTX2_TIME_SCALE`` when no ``base_url`` is given; the time
+    scale defaults to 1. ``base_url`` None means the provider's own."""
+    if base_url is not None:
+        base_url = check_base_url(base_url)
+    else:
+        found = emulator_from_env(provider)
+        if found is not None:
+            base_url, env_scale = found
+            if time_scale is None:
+                time_scale = env_scale
+    scale = 1.0 if time_scale is None else check_positive("time_scale", time_scale)
+    return base_url, scale
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import ltx2
+from ltx2._config import emulator_from_env
 from ltx2.providers import all_providers
 
 if TYPE_CHECKING:
@@ -191,6 +192,11 @@ def check_provider_options(args: argparse.Namespace, *, in_process: bool) -> flo
     scale = args.time_scale
     if scale is None:
         scale = EMULATOR_TIME_SCALE if args.emulator and in_process else 1.0
+        if not args.emulator and not args.base_url:
+            # LTX2_EMULATOR_URL / LTX2_TIME_SCALE: what the client itself would use.
+            found = emulator_from_env(args.provider)
+            if found is not None and found[1] is not None:
+                scale = found[1]
     if not (math.isfinite(scale) and scale > 0):
         raise _bad("time_scale", scale, f"{scale} is not a positive number", "> 0")
     if args.emulator:
@@ -242,7 +248,7 @@ async def open_client(
     emulator, one on a free loopback port). A missing or blank key raises
     :class:`ltx2.AuthenticationError` before any port is bound or request sent.
     """
-    provider: str = args.provider
+    provider = ltx2.providers.normalize(args.provider)
     scale = check_provider_options(args, in_process=in_process)
     if args.emulator and in_process:
         return await _in_process(
@@ -289,7 +295,7 @@ async def _in_process(
 
     from ._demo import emulator_receiver
 
-    provider: str = args.provider
+    provider = ltx2.providers.normalize(args.provider)
     emu = await stack.enter_async_context(
         Emulator(time_scale=scale, host="127.0.0.1", port=0, render=render)
     )

@@ -49,7 +49,7 @@ async def demo(args: argparse.Namespace) -> int:
     began = time.monotonic()
     out = Path(args.out)
     sheet = out.with_name(f"{out.stem}-frames.png")
-    provider: str = args.provider
+    provider = ltx2.providers.normalize(args.provider)
     scale: float = args.time_scale
     err = Console(stderr=True)
     console = Console()
