@@ -43,7 +43,10 @@ from ._request import VideoRequest
 from ._shield import outlive_cancel
 from ._types import JobStatus, StatusUpdate
 
-__all__ = ["CANCEL_GRACE", "FanoutHost", "ProgressHook", "Requests", "as_completed", "gather"]
+__all__ = [
+    "CANCEL_GRACE", "FanoutHost", "ProgressHook", "Requests", "SubmitHook", "as_completed",
+    "gather",
+]  # fmt: skip
 
 log = logging.getLogger("ltx2")
 
@@ -51,6 +54,10 @@ log = logging.getLogger("ltx2")
 #: (``done`` counts finished jobs, ``total`` is ``len(requests)`` or ``None`` when the
 #: requests have no length). A plain function or a coroutine function.
 ProgressHook: TypeAlias = Callable[[int, int | None, Job], Awaitable[object] | None]
+#: ``on_submit(job)``: called once per job as soon as the provider has accepted its create (the
+#: job is in flight: follow it, store its id, or ``await job.cancel()``). Not called for a
+#: request whose create failed. A plain function or a coroutine function.
+SubmitHook: TypeAlias = Callable[[Job], Awaitable[object] | None]
 #: What ``as_completed`` and ``gather`` take: any iterable or async iterable of requests.
 Requests: TypeAlias = Iterable[VideoRequest] | AsyncIterable[VideoRequest]
 
@@ -150,8 +157,16 @@ class _Run:
         requests: object,
         concurrency: int,
         on_progress: ProgressHook | None,
+        on_submit: SubmitHook | None = None,
     ) -> None:
         _check_concurrency(concurrency)
+        for name, hook in (("on_progress", on_progress), ("on_submit", on_submit)):
+            if hook is not None and not callable(hook):
+                raise InvalidRequestError(
+                    f"{name}: {hook!r} is not callable",
+                    field=name, value=hook, allowed="a function or coroutine function, or None",
+                )  # fmt: skip
+        self.on_submit = on_submit
         self.client = client
         self.source = _Source(requests)
         self.total = len(requests) if isinstance(requests, Sized) else None
@@ -223,12 +238,16 @@ class _Run:
         A create that fails gives a :class:`_NotSubmitted` job. Cancelled while the job runs,
         it cancels the job at the provider first (where the provider can cancel).
         """
+        submitted = False
         try:
             job: Job = await self.client.submit(request)
+            submitted = True
         except Exception as exc:
             job = _NotSubmitted(self.client, exc)
         job.request = request
         try:
+            if submitted and self.on_submit is not None:
+                await self._hook("on_submit", self.on_submit, job)
             # It may finish badly (or, not submitted, have never started): whoever awaits
             # the job is told; here only its end matters.
             with contextlib.suppress(Exception):
@@ -255,18 +274,19 @@ class _Run:
             log.info("could not cancel %s job %s: %s", job.provider, job.id, exc)
 
     async def _notify(self, job: Job) -> None:
-        if self.on_progress is None:
-            return
+        if self.on_progress is not None:
+            await self._hook("on_progress", self.on_progress, self.done, self.total, job)
+
+    @staticmethod
+    async def _hook(name: str, hook: Callable[..., object], *args: object) -> None:
         # A broken hook must not cost the jobs in flight (which are paid for): it is logged
         # with its traceback and the fan-out goes on.
         try:
-            result = self.on_progress(self.done, self.total, job)
+            result = hook(*args)
             if inspect.isawaitable(result):
                 await result
         except Exception:
-            log.exception(
-                "ltx2: on_progress(%d, %s, %r) raised; ignored", self.done, self.total, job
-            )
+            log.exception("ltx2: %s%r raised; ignored", name, args)
 
 
 def as_completed(
@@ -275,10 +295,11 @@ def as_completed(
     *,
     concurrency: int = 10,
     on_progress: ProgressHook | None = None,
+    on_submit: SubmitHook | None = None,
 ) -> AsyncGenerator[Job, None]:
     """See :meth:`ltx2.Client.as_completed`. Arguments are checked here, before iteration."""
     client.check_open()
-    run = _Run(client, requests, concurrency, on_progress)
+    run = _Run(client, requests, concurrency, on_progress, on_submit)
     return _as_completed(run, concurrency)
 
 
@@ -343,10 +364,11 @@ async def gather(
     concurrency: int = 10,
     return_exceptions: bool = False,
     on_progress: ProgressHook | None = None,
+    on_submit: SubmitHook | None = None,
 ) -> list[Video | BaseException]:
     """See :meth:`ltx2.Client.gather`."""
     client.check_open()
-    run = _Run(client, requests, concurrency, on_progress)
+    run = _Run(client, requests, concurrency, on_progress, on_submit)
     results: dict[int, Video | BaseException] = {}
 
     async def worker(index: int, request: VideoRequest) -> None:
