@@ -272,10 +272,10 @@ class Transport:
 
     def _api_hop(self, call: HTTPCall) -> _HopCheck:
         """An API call follows a redirect only on its own origin."""
-        origin = _origin(call.url)
 
         async def check(status: int, target: str) -> None:
-            if _origin(target) != origin:
+            # Parsed only when a redirect comes, not up front for every call.
+            if _origin(target) != _origin(call.url):
                 raise APIError(
                     f"refused a redirect to another origin ({_origin_text(target)}): the "
                     "request carries the API key",
