@@ -35,8 +35,8 @@ class JobHost(Protocol):
     async def refresh(self, job: Job) -> None:
         """One status read of ``job`` now; applies what it finds to the job."""
 
-    async def cancel(self, job: Job) -> None:
-        """Ask the provider to cancel ``job``."""
+    async def cancel(self, job: Job) -> bool:
+        """Ask the provider to cancel ``job``; True once its status says CANCELLED."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,10 +214,17 @@ class Job:
         await self._host.refresh(self)
         return self.status
 
-    async def cancel(self) -> None:
-        """Ask the provider to cancel the job. :class:`ltx2.UnsupportedError` where the
-        provider cannot; a job that already finished is left as it is."""
-        await self._host.cancel(self)
+    async def cancel(self) -> bool:
+        """Ask the provider to cancel the job; returns True once the provider's status says
+        it is CANCELLED.
+
+        A cancel is a request: a job that finishes anyway (Eachlabs' cancel is best effort;
+        fal and RunComfy cancel only queued jobs) keeps its status and resolves with its
+        video, and ``cancel()`` returns False (too late). False also when the provider has
+        not confirmed yet: the job is still followed, and resolves with whatever comes.
+        :class:`ltx2.UnsupportedError` where the provider cannot cancel; a job that already
+        finished is left as it is."""
+        return await self._host.cancel(self)
 
     async def updates(self) -> AsyncIterator[StatusUpdate]:
         """Every status change from now on, starting with the current one, ending with the

@@ -16,7 +16,16 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, cast
 
-from ._errors import APIError, AuthenticationError, ClientClosedError, LTX2Error, NotFoundError
+import anyio
+
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    ClientClosedError,
+    LTX2Error,
+    NotFoundError,
+    error_for_status,
+)
 from ._job import Job
 from ._poller import Poller
 from ._types import JobStatus, StatusUpdate
@@ -25,6 +34,7 @@ if TYPE_CHECKING:
     from ._config import PollPolicy
     from ._context import Context
     from ._transport import Transport
+    from ._types import HTTPReply
     from .stores import JobRecord
 
 __all__ = ["LEASE_INTERVALS", "Resolver"]
@@ -43,6 +53,10 @@ LEASE_INTERVALS = 1.5
 #: get that error and its slot is freed. The poller spaces the reads by its schedule, so one
 #: blip (a replica of the provider that lags, a key being rotated) does not end a job.
 MAX_REFUSED = 3
+
+#: After a cancel request, the job's status is read once at once, then up to this many more
+#: times (see :meth:`Resolver.cancel`).
+CANCEL_CONFIRM_READS = 3
 
 
 class Resolver:
@@ -111,16 +125,48 @@ class Resolver:
         self._ctx.lifecycle.check_open()
         await self._check(job)
 
-    async def cancel(self, job: Job) -> None:
-        """Ask the provider to cancel ``job``."""
+    async def cancel(self, job: Job) -> bool:
+        """Ask the provider to cancel ``job``; True once its status says CANCELLED.
+
+        A cancel request is not a cancellation (Eachlabs' is best effort, fal's and
+        RunComfy's only hold for queued jobs): what the job became is read from the
+        provider, right after and then up to ``CANCEL_CONFIRM_READS`` times more, spaced by
+        the poll policy's shortest interval. A job that finished anyway resolves with its
+        video (False: too late); one still running is followed as before and resolves with
+        whatever comes (False: not confirmed yet)."""
         self._ctx.lifecycle.check_open()
         if job.done:
-            return
-        call = self._provider.cancel(job.id, job.meta)
-        await self._transport.send(call)
-        cancelled = StatusUpdate(JobStatus.CANCELLED, "cancelled")
-        await self._store.update(job.key, cancelled)
-        job._apply(cancelled)
+            return job.status is JobStatus.CANCELLED
+        reply = await self._transport.send(self._provider.cancel(job.id, job.meta))
+        update = self.parse_cancel(reply)
+        if update is not None:
+            await self._store.update(job.key, update)
+            job._apply(update)
+        p = self._poll_policy
+        for read in range(CANCEL_CONFIRM_READS + 1):
+            if job.done:
+                break
+            if read:
+                await anyio.sleep(p.min_interval * p.time_scale)
+            await self._check(job)
+        if job.status is JobStatus.CANCELLED:
+            return True
+        if job.done:
+            log.info("%s job %s finished (%s) before the cancel took", self._ctx.name, job.id,
+                     job.status.value)  # fmt: skip
+        elif job.key in self.jobs:
+            self.poller.poll_now(job.key)
+        return False
+
+    def parse_cancel(self, reply: HTTPReply) -> StatusUpdate | None:
+        """The status a cancel reply settles, or None; an answer that refuses the cancel
+        (a status the call accepts but the provider's module rejects) is an APIError."""
+        try:
+            return self._provider.parse_cancel(reply)
+        except ValueError as exc:
+            raise error_for_status(reply.status)(
+                str(exc), status_code=reply.status, provider=self._ctx.name
+            ) from None
 
     # -- resolution -----------------------------------------------------------------------
 

@@ -291,9 +291,14 @@ class Submitter:
                 return
             try:
                 call = self._provider.cancel(created.job_id, created.meta)
+                update: StatusUpdate | None = None
                 with anyio.CancelScope(deadline=deadline) as scope:
-                    await self._transport.send(call)
-                if scope.cancelled_caught:
+                    update = self._resolver.parse_cancel(await self._transport.send(call))
+                    if update is None:
+                        # A cancel request is not a cancellation: the status says what came.
+                        status = self._provider.status(created.job_id, created.meta)
+                        update = self._provider.parse_status(await self._transport.send(status))
+                if scope.cancelled_caught or update is None:
                     raise TransportError(f"no cancel reply within {CREATE_CANCEL_GRACE} s")
             except UnsupportedError:
                 log.info(
@@ -307,8 +312,14 @@ class Submitter:
                     name, created.job_id, exc,
                 )  # fmt: skip
                 return
-            await self._store.update(record.key, StatusUpdate(JobStatus.CANCELLED, "cancelled"))
-            log.info("submit cancelled: %s job %s cancelled", name, created.job_id)
+            unread = update.needs_result or not update.video_url
+            if update.status is JobStatus.SUCCEEDED and unread:
+                # Finished anyway; its result is one more read, which resume() makes.
+                log.info("submit cancelled: %s job %s had finished; resume() has it", name,
+                         created.job_id)  # fmt: skip
+                return
+            await self._store.update(record.key, update)
+            log.info("submit cancelled: %s job %s is %s", name, created.job_id, update.status.value)
         except Exception as exc:
             # The cancellation is what the caller must see; a store that fails here leaves
             # the record as it was (resume() reports it).

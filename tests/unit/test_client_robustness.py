@@ -99,6 +99,7 @@ async def test_cancelled_submit_cancels_the_job_once_the_create_reply_comes() ->
     with aioresponses() as m:
         m.post(EACHLABS_CREATE, callback=create.reply)
         m.post(f"{EACHLABS}/v1/prediction/p-late/cancel", payload={"status": "success"})
+        m.get(f"{EACHLABS}/v1/prediction/p-late", payload={"status": "cancelled"}, repeat=True)
         async with ltx2.Client("eachlabs", api_key=KEY, store=store, retry=NO_BACKOFF) as c:
             before = asyncio.all_tasks()
             task = await cancel_in_flight(lambda: c.submit(image=IMAGE, prompt="p"), create)
@@ -122,6 +123,7 @@ async def test_anyio_cancelled_submit_cancels_the_job_and_reraises_once() -> Non
     with aioresponses() as m:
         m.post(EACHLABS_CREATE, callback=create.reply)
         m.post(f"{EACHLABS}/v1/prediction/p-scope/cancel", payload={"status": "success"})
+        m.get(f"{EACHLABS}/v1/prediction/p-scope", payload={"status": "cancelled"}, repeat=True)
         async with ltx2.Client("eachlabs", api_key=KEY, store=store, retry=NO_BACKOFF) as c:
             before = asyncio.all_tasks()
 

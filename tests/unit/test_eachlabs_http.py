@@ -206,6 +206,7 @@ async def test_cancel_posts_to_cancel_endpoint() -> None:
     with aioresponses() as m:
         m.post(CREATE, payload={"status": "success", "predictionID": "p-9"})
         m.post(f"{BASE}/v1/prediction/p-9/cancel", payload={"status": "success"})
+        m.get(f"{BASE}/v1/prediction/p-9", payload={"status": "cancelled"}, repeat=True)
         async with client(poll=ltx2.PollPolicy(first=3600)) as c:
             job = await c.submit(image=IMAGE, prompt="p")
             await job.cancel()

@@ -263,6 +263,7 @@ async def test_repeated_native_cancels_during_a_cancelled_create_still_settle_th
     with aioresponses() as m:
         m.post(EACHLABS_CREATE, callback=create.reply)
         m.post(f"{EACHLABS}/v1/prediction/p-late/cancel", payload={"status": "success"})
+        m.get(f"{EACHLABS}/v1/prediction/p-late", payload={"status": "cancelled"}, repeat=True)
         async with client(store=store) as c:
             before = asyncio.all_tasks()
             task = asyncio.create_task(c.submit(image=IMAGE, prompt="p"))
@@ -295,6 +296,7 @@ async def test_asyncio_timeout_around_submit_gives_timeout_error_and_a_settled_r
     with aioresponses() as m:
         m.post(EACHLABS_CREATE, callback=create.reply)
         m.post(f"{EACHLABS}/v1/prediction/p-slow/cancel", payload={"status": "success"})
+        m.get(f"{EACHLABS}/v1/prediction/p-slow", payload={"status": "cancelled"}, repeat=True)
         async with client(store=store) as c:
 
             async def submit_with_timeout() -> None:
