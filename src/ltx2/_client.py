@@ -9,6 +9,8 @@ through :class:`ltx2._fanout.FanoutHost`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -28,6 +30,7 @@ from ._lifecycle import ClientState, Lifecycle, Work
 from ._request import VideoRequest, VideoRequestFields, VideoRequestOverrides
 from ._resolving import LEASE_INTERVALS, Resolver
 from ._resuming import Resumer
+from ._shield import outlive_cancel
 from ._submitting import CREATE_CANCEL_GRACE, DATA_URI_THRESHOLD, Submitter
 from ._transport import Transport
 from .providers import ProviderName, get, normalize
@@ -229,11 +232,24 @@ class Client:
     async def generate(self, /, **fields: Unpack[VideoRequestFields]) -> Video: ...
 
     async def generate(self, request: VideoRequest | None = None, /, **fields: Any) -> Video:
-        """Submit a job and wait for its video (``await (await submit(...))``)."""
+        """Submit a job and wait for its video (``await (await submit(...))``).
+
+        Cancelled while it waits, it cancels the job at the provider where it can (the
+        caller never saw the job, so nobody else could), as :meth:`submit` does for a create
+        in flight; then the cancellation goes on."""
         job = await (
             self.submit(request, **fields) if request is not None else self.submit(**fields)
         )
-        return await job
+        try:
+            return await job
+        except asyncio.CancelledError:
+            if not job.done and not self._lifecycle.closing:
+                with contextlib.suppress(Exception):
+                    await outlive_cancel(
+                        self._resolver.cancel_quietly(job), grace=CREATE_CANCEL_GRACE,
+                        name=f"ltx2 cancel ({self.provider})",
+                    )  # fmt: skip
+            raise
 
     def _rate_limited(self, seconds: float) -> None:
         self._resolver.rate_limited(seconds)
@@ -242,9 +258,12 @@ class Client:
 
     def job(self, job_id: str, *, meta: dict[str, str] | None = None) -> Job:
         """A handle on an existing job by the provider's id (e.g. for ``ltx2 status``).
-        Call :meth:`Job.refresh` to read its status."""
+        :meth:`Job.refresh` reads its status now; awaiting it waits for its end (the
+        client's poller follows it once the client runs). It takes no job slot."""
         self._lifecycle.check_open()
-        return Job(self._resolver, uuid.uuid4().hex, self.provider, job_id, None, meta)
+        job = Job(self._resolver, uuid.uuid4().hex, self.provider, job_id, None, meta)
+        self._resolver.follow(job, slot=False)  # awaiting it resolves: the poller reads it
+        return job
 
     async def resume(self) -> list[Job]:
         """Re-attach every unfinished job of this provider in the store (after a crash or a

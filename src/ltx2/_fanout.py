@@ -179,6 +179,9 @@ class _Run:
         self._pull_lock = anyio.Lock(fast_acquire=True) if self.source.is_async else None
         self.error: Exception | None = None
         self._tg: TaskGroup | None = None
+        #: as_completed's demand: a worker pulls a request only with a credit, and the
+        #: consumer gives one each time it asks for the next job (None: no such bound).
+        self.demand: anyio.Semaphore | None = None
 
     def fail(self, exc: Exception) -> None:
         """Remember the first error and stop the whole fan-out (its workers cancel their jobs)."""
@@ -205,6 +208,8 @@ class _Run:
 
     async def _work(self, worker: Callable[[int, VideoRequest], Coroutine[Any, Any, None]]) -> None:
         while self.error is None:
+            if self.demand is not None:
+                await self.demand.acquire()
             try:
                 pulled = await self._pull()
             except Exception as exc:
@@ -308,6 +313,10 @@ async def _as_completed(run: _Run, concurrency: int) -> AsyncGenerator[Job, None
     # Up to ``concurrency`` finished jobs wait for a slow consumer; past that, workers hold
     # their slots until the consumer takes one, so memory stays bounded.
     send, receive = anyio.create_memory_object_stream[Job](concurrency)
+    # No create the consumer has not asked for: ``concurrency`` at first, then one more each
+    # time it asks for the next job. A consumer that stops asking (``break`` without
+    # ``aclosing``, the generator not yet collected) starts nothing new.
+    demand = run.demand = anyio.Semaphore(concurrency, fast_acquire=True)
     scope = anyio.CancelScope()
     stopped = anyio.Event()
     completed = False
@@ -343,6 +352,7 @@ async def _as_completed(run: _Run, concurrency: int) -> AsyncGenerator[Job, None
             except anyio.EndOfStream:
                 break
             yield job
+            demand.release()  # the consumer asks for the next one
     finally:
         # Reached on exhaustion, on aclose() (a ``break`` out of ``async for`` closes the
         # generator when it is collected; ``contextlib.aclosing`` closes it at once), and

@@ -24,6 +24,7 @@ from ._errors import (
     ClientClosedError,
     LTX2Error,
     NotFoundError,
+    UnsupportedError,
     error_for_status,
 )
 from ._job import Job
@@ -58,6 +59,10 @@ MAX_REFUSED = 3
 #: times (see :meth:`Resolver.cancel`).
 CANCEL_CONFIRM_READS = 3
 
+#: How many status reads confirm a webhook delivery before it is dropped as false (see
+#: :meth:`Resolver._confirm_delivery`).
+CONFIRM_READS = 4
+
 
 class Resolver:
     """The jobs one client awaits, and everything that resolves them."""
@@ -72,6 +77,8 @@ class Resolver:
         self.jobs: dict[str, Job] = {}
         self._confirming: set[str] = set()
         self._refused: dict[str, int] = {}
+        #: Jobs followed here that took no job slot (``client.job(id)`` handles).
+        self._slotless: set[str] = set()
         self.poller = Poller(self._check_key, poll, ctx.capabilities.expected_seconds)
 
     # -- the job table --------------------------------------------------------------------
@@ -86,7 +93,21 @@ class Resolver:
             self.poller.remove(key)
             self._confirming.discard(key)
             self._refused.pop(key, None)
-            self._ctx.release_slot()
+            if key in self._slotless:
+                self._slotless.discard(key)
+            else:
+                self._ctx.release_slot()
+
+    def follow(self, job: Job, *, slot: bool) -> None:
+        """Await an existing job here and poll it (a ``client.job(id)`` handle: ``slot``
+        False, it takes no job slot)."""
+        if job.key in self.jobs or job.done or not job.id:
+            return
+        self.add(job)
+        if not slot:
+            self._slotless.add(job.key)
+        self.poller.add(job.key, webhook=False)
+        self.poller.poll_now(job.key)
 
     def watch(self, key: str) -> None:
         """Start following a created job: fal's status stream where no webhook comes, and the
@@ -158,6 +179,16 @@ class Resolver:
             self.poller.poll_now(job.key)
         return False
 
+    async def cancel_quietly(self, job: Job) -> None:
+        """:meth:`cancel`, where a provider that cannot cancel or fails to is only logged
+        (for cancels made on the caller's behalf: a cancelled ``generate``, a fan-out)."""
+        try:
+            await self.cancel(job)
+        except UnsupportedError:
+            log.info("%s cannot cancel job %s; it runs to its end", self._ctx.name, job.id)
+        except LTX2Error as exc:
+            log.info("could not cancel %s job %s: %s", self._ctx.name, job.id, exc)
+
     def parse_cancel(self, reply: HTTPReply) -> StatusUpdate | None:
         """The status a cancel reply settles, or None; an answer that refuses the cancel
         (a status the call accepts but the provider's module rejects) is an APIError."""
@@ -212,10 +243,32 @@ class Resolver:
                 self.poller.poll_now(record.key)
 
     async def _confirm_delivery(self, key: str) -> None:
-        job = self.jobs.get(key)
+        """One status read decides about a delivery. A status that still says "processing"
+        (the provider's API lags its own webhook) is read again soon — after the poll
+        policy's shortest interval, then twice that, ``CONFIRM_READS`` reads in all — instead
+        of waiting for the next poll (with a webhook expected, minutes away); only then is
+        the delivery dropped as false."""
+        p = self._poll_policy
+        delay = p.min_interval * p.time_scale
+        update: StatusUpdate | None = None
         try:
-            if job is not None and job.id:
-                await self._check(job)
+            for read in range(CONFIRM_READS):
+                job = self.jobs.get(key)
+                if job is None or not job.id:
+                    return
+                if read:
+                    await anyio.sleep(delay)
+                    delay *= 2
+                    if self.jobs.get(key) is not job:
+                        return
+                update = await self._check(job)
+                if update.status.terminal:
+                    return
+            log.warning(
+                "a %s delivery for job %s was not confirmed by its status (%s); ignored",
+                self._ctx.name, key, update.raw if update else None,
+            )  # fmt: skip
+            await self._store.clear_delivery(key)
         except Exception as exc:
             # An ltx2 error, or the store failing: this task lives in the client's task
             # group and must not take every job's background work down with it. Hand the
@@ -282,22 +335,15 @@ class Resolver:
             interval = self.poller.interval(max(0.0, age), webhook=webhook)
         return interval * LEASE_INTERVALS
 
-    async def _check(self, job: Job) -> None:
+    async def _check(self, job: Job) -> StatusUpdate:
         if not job.id:
-            return
+            return job.last_update
         reply = await self._transport.send(self._provider.status(job.id, job.meta))
         self._refused.pop(job.key, None)
         update = await self._complete(job, self._provider.parse_status(reply))
         await self._store.update(job.key, update)
         job._apply(update)
-        if job.key in self._confirming:
-            self._confirming.discard(job.key)
-            if not update.status.terminal:
-                log.warning(
-                    "a %s delivery for job %s was not confirmed by its status (%s); ignored",
-                    self._ctx.name, job.id, update.raw,
-                )  # fmt: skip
-                await self._store.clear_delivery(job.key)
+        return update
 
     async def check(self, job: Job) -> None:
         """One status read of ``job`` (the resumer's first poll)."""
