@@ -32,7 +32,8 @@ EMULATED = ["--emulator", "--render", "stub", "--time-scale", SCALE]
 @pytest.fixture(autouse=True)
 def no_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ltx2.PROVIDERS:
-        monkeypatch.delenv(get(name).env_var, raising=False)
+        for variable in get(name).key_variables():
+            monkeypatch.delenv(variable, raising=False)
 
 
 @pytest.fixture
@@ -226,3 +227,22 @@ def test_without_a_key_it_exits_1_and_reports_why(
     (row,) = report(folder / "jobs-videos").values()
     assert row["status"] == "failed"
     assert "FAL_KEY" in row["error"]
+
+
+def test_the_journal_keeps_the_last_word_on_each_name_and_passes_over_a_torn_line(
+    tmp_path: Path,
+) -> None:
+    from ltx2.cli._batch import Journal, Line
+
+    journal = Journal(tmp_path / "j.jsonl")
+    with journal:
+        journal.write(Line(1, "a"), "job-1", "fp-a", "submitted")
+        journal.write(Line(2, "b"), "job-2", "fp-b", "submitted")
+        journal.write(Line(1, "a"), "job-1", "fp-a", "failed")
+    with (tmp_path / "j.jsonl").open("a") as fh:
+        fh.write('{"name": "b", "id": "job-9", "finger')  # killed while writing
+    known = journal.read()
+    assert {name: (k.id, k.status) for name, k in known.items()} == {
+        "a": ("job-1", "failed"),
+        "b": ("job-2", "submitted"),
+    }

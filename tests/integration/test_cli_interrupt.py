@@ -5,6 +5,7 @@ the command prints the job's id and the exact ``ltx2 status`` command that follo
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shlex
 import signal
@@ -135,3 +136,67 @@ async def test_where_the_provider_cannot_cancel_it_prints_the_status_command_to_
     out = capsys.readouterr().out
     assert f"job: {provider}:{job.id}" in out
     assert "status: queued" in out or "status: running" in out
+
+
+# -- ltx2 batch: an interrupted run is picked up again, never paid twice ---------------------
+
+
+def batch_file(tmp_path: Path, image: Path, count: int) -> Path:
+    jsonl = tmp_path / "jobs.jsonl"
+    lines = [f'{{"image": "{image.name}", "prompt": "shot {i}"}}' for i in range(count)]
+    jsonl.write_text("\n".join(lines) + "\n")
+    return jsonl
+
+
+def report_rows(out_dir: Path) -> dict[int, dict[str, object]]:
+    rows = [json.loads(raw) for raw in (out_dir / "report.jsonl").read_text().splitlines()]
+    return {int(row["line"]): row for row in rows}
+
+
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["sigint", "sigterm", "sigkill"]
+)
+async def test_an_interrupted_batch_records_the_ids_and_the_rerun_picks_them_up(
+    image: Path, tmp_path: Path, sig: signal.Signals, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Jobs of 60 provider seconds at time scale 0.05 (3 s): four lines, two at a time. The
+    # first run is stopped once two jobs exist; the second finishes all four with four
+    # creates in all (the two in flight are picked up by id, not submitted again).
+    jsonl = batch_file(tmp_path, image, 4)
+    out = tmp_path / "out"
+    async with Emulator(time_scale=0.05, render="stub", processing_time=60.0) as emu:
+        args = [
+            "batch", str(jsonl), "--out-dir", str(out), "--concurrency", "2",
+            "--base-url", emu.provider_url("eachlabs"), "--time-scale", "0.05",
+        ]  # fmt: skip
+        env = env_with_key("eachlabs")
+        async with spawn(
+            ltx2_command(*args), name="ltx2 batch", stderr=tmp_path / "err", env=env
+        ) as proc:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while len(emu.jobs) < 2:
+                assert loop.time() < deadline, proc.stderr()
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.2)  # past the create replies
+            proc.send_signal(sig)
+            code = await proc.wait(30)
+        first = {job.id for job in emu.jobs.values()}
+        assert len(first) == 2
+        assert all(job.state == "pending" for job in emu.jobs.values())  # none cancelled
+        if sig != signal.SIGKILL:
+            assert code == 128 + sig, proc.stderr()
+            rows = report_rows(out)
+            assert {row["id"] for row in rows.values() if row["id"]} == first
+            assert all(row["status"] == "interrupted" for row in rows.values())
+            assert "run the same command again" in proc.stderr()
+
+        monkeypatch.setenv("EACHLABS_API_KEY", "test-key")
+        assert await asyncio.to_thread(main, args) == 0
+        assert emu.stats_for("eachlabs")["creates"] == 4  # not one paid twice
+        rows = report_rows(out)
+    assert [row["status"] for row in rows.values()] == ["succeeded"] * 4
+    assert first <= {row["id"] for row in rows.values()}
+    assert len({row["id"] for row in rows.values()}) == 4
+    assert sorted(p.name for p in out.glob("*.mp4")) == ["0001.mp4", "0002.mp4", "0003.mp4",
+                                                          "0004.mp4"]  # fmt: skip

@@ -249,8 +249,11 @@ def _add_batch(sub: Any) -> None:
             'optional "name", the output file stem (default: the line number, 0001). Videos '
             "go to OUT_DIR/<name>.mp4; lines whose video is already there are skipped, so "
             "running it again resumes. OUT_DIR/report.jsonl lists every line (line, name, "
-            "provider, id, status, seconds, file, error). Exit 0 when every line succeeded or "
-            "was skipped, 1 when any failed, 2 for a file that cannot be read."
+            "provider, id, status, seconds, file, error). Each job's id is recorded the moment "
+            "the provider gives it: Ctrl-C or SIGTERM stop the run without cancelling the jobs "
+            "in flight, and the next run picks them up instead of submitting them again. Exit "
+            "0 when every line succeeded or was skipped, 1 when any failed, 2 for a file that "
+            "cannot be read, 130/143 when interrupted."
         ),
         epilog=_keys_epilog(),
     )

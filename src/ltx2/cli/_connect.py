@@ -79,8 +79,7 @@ def key_variables() -> str:
     """``eachlabs: EACHLABS_API_KEY; fal: FAL_KEY; ...``: where each provider's key is read
     from (every variable, where a provider has several)."""
     return "; ".join(
-        f"{name}: {' or '.join(getattr(cls, 'env_vars', None) or (cls.env_var,))}"
-        for name, cls in all_providers().items()
+        f"{name}: {' or '.join(cls.key_variables())}" for name, cls in all_providers().items()
     )
 
 
@@ -241,12 +240,14 @@ async def open_client(
     in_process: bool,
     webhooks: bool = False,
     render: str = "full",
+    store: ltx2.Store | None = None,
 ) -> Connection:
     """The client the shared options describe, entered on ``stack`` (closed with it).
 
     ``webhooks``: run a webhook receiver (``--webhook-url``/``--listen``; with an in-process
-    emulator, one on a free loopback port). A missing or blank key raises
-    :class:`ltx2.AuthenticationError` before any port is bound or request sent.
+    emulator, one on a free loopback port). ``store``: the client's store (not used with an
+    in-process emulator, whose jobs end with it); the caller closes it. A missing or blank
+    key raises :class:`ltx2.AuthenticationError` before any port is bound or request sent.
     """
     provider = ltx2.providers.normalize(args.provider)
     scale = check_provider_options(args, in_process=in_process)
@@ -267,7 +268,12 @@ async def open_client(
     listen = parse_listen(args.listen) if receiver is not None else None
     # Made before the receiver binds: a missing key binds no port and sends nothing.
     client = ltx2.Client(
-        provider, api_key=api_key, base_url=base_url, webhooks=receiver, time_scale=scale
+        provider,
+        api_key=api_key,
+        base_url=base_url,
+        webhooks=receiver,
+        store=store,
+        time_scale=scale,
     )
     if receiver is not None and listen is not None:
         await receiver.start(*listen)
