@@ -23,7 +23,7 @@ from anyio.abc import TaskGroup
 
 from ._config import Limits, PollPolicy, RetryPolicy, Timeouts, where_to_connect
 from ._context import Context
-from ._errors import AuthenticationError, InvalidRequestError
+from ._errors import InvalidRequestError
 from ._fanout import ProgressHook, SubmitHook
 from ._job import Job, JobHost, Video
 from ._lifecycle import ClientState, Lifecycle, Work
@@ -48,8 +48,10 @@ class Client:
     Args:
         provider: ``"eachlabs"``, ``"fal"``, ``"gmicloud"``, ``"runcomfy"`` or ``"aimlapi"``.
         api_key: the provider's key; defaults to its usual environment variable
-            (``EACHLABS_API_KEY``, ``FAL_KEY``, ``GMI_API_KEY``, ``RUNCOMFY_API_TOKEN``,
-            ``AIMLAPI_KEY``). Never logged or shown.
+            (``EACHLABS_API_KEY``, ``FAL_KEY``, ``GMI_API_KEY``, ``RUNCOMFY_API_TOKEN``;
+            AI/ML API: ``AIML_API_KEY``, ``AIMLAPI_API_KEY`` or ``AIMLAPI_KEY``). None, or a
+            blank one, raises :class:`ltx2.AuthenticationError` (``status_code=None``: no
+            request was sent). Never logged or shown.
         base_url: the provider's API at another address (a proxy, or the emulator's
             ``provider_url(name)``).
         webhooks: a :class:`ltx2.WebhookReceiver`; jobs then resolve from webhooks where the
@@ -90,13 +92,7 @@ class Client:
         provider = normalize(provider)  # any case: "FAL" is fal
         cls = get(provider)
         base_url, time_scale = where_to_connect(provider, base_url, time_scale)
-        key = api_key if api_key is not None else os.environ.get(cls.env_var)
-        if not key:
-            raise AuthenticationError(
-                f"no API key for {provider}: pass api_key= or set {cls.env_var}",
-                status_code=401,
-                provider=provider,
-            )
+        key = cls.resolve_api_key(api_key, os.environ)
         self.provider: str = provider
         self._provider = cls(key, base_url, **provider_options)
         self.capabilities = cls.capabilities

@@ -218,11 +218,11 @@ def test_bad_arguments_exit_2_before_anything_runs(
     assert not list(folder.glob("**/*.mp4"))
 
 
-def test_without_a_key_it_exits_1_and_reports_why(
+def test_without_a_key_it_exits_2_and_reports_why(
     folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     jsonl = write_jsonl(folder / "jobs.jsonl", {"image": "cat.png", "prompt": "p"})
-    assert main(["batch", str(jsonl), "--provider", "fal"]) == 1
+    assert main(["batch", str(jsonl), "--provider", "fal"]) == 2  # bad input: nothing sent
     assert "FAL_KEY" in capsys.readouterr().err
     (row,) = report(folder / "jobs-videos").values()
     assert row["status"] == "failed"

@@ -34,7 +34,8 @@ PROCESSING = {"eachlabs": 0.0, "fal": 0.0, "runcomfy": 10_000.0}
 def no_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     """No provider key in the environment unless a test sets one."""
     for name in ltx2.PROVIDERS:
-        monkeypatch.delenv(get(name).env_var, raising=False)
+        for variable in get(name).key_variables():
+            monkeypatch.delenv(variable, raising=False)
 
 
 @pytest.fixture
@@ -143,22 +144,50 @@ def test_an_unknown_provider_or_option_exits_2(capsys: pytest.CaptureFixture[str
     assert "--provider" in capsys.readouterr().err
 
 
-# -- no key: exit 1 -------------------------------------------------------------------------
+# -- no key: exit 2, nothing sent -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("provider", ["fal", "eachlabs"])
-def test_status_without_a_key_exits_1_naming_the_variable(
+@pytest.mark.parametrize("provider", ["fal", "eachlabs", "aimlapi"])
+def test_status_without_a_key_exits_2_naming_the_variable(
     capsys: pytest.CaptureFixture[str], provider: str
 ) -> None:
-    assert main(["status", "some-id", "--provider", provider]) == 1
+    assert main(["status", "some-id", "--provider", provider]) == 2
     err = capsys.readouterr().err
-    assert get(provider).env_var in err
+    for name in get(provider).key_variables():
+        assert name in err
+    assert "no request was sent" in err
+    assert "--api-key-file" in err
+    assert "HTTP 401" not in err
     assert "Traceback" not in err
 
 
-def test_generate_without_a_key_exits_1(image: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["generate", str(image), "The cat yawns", "--provider", "fal"]) == 1
+def test_generate_without_a_key_exits_2(image: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", str(image), "The cat yawns", "--provider", "fal"]) == 2
     assert "FAL_KEY" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("blank", [" ", "\t\n"], ids=repr)
+async def test_a_blank_key_in_the_environment_or_a_file_exits_2_and_sends_nothing(
+    tmp_path: Path,
+    image: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    blank: str,
+) -> None:
+    key_file = tmp_path / "blank.key"
+    key_file.write_text(blank)
+    async with Emulator(time_scale=SCALE, render="stub") as emu:
+        base = emu.provider_url("fal")
+        monkeypatch.setenv("FAL_KEY", blank)
+        assert await cli("status", "some-id", "--provider", "fal", "--base-url", base) == 2
+        assert "FAL_KEY" in capsys.readouterr().err
+        monkeypatch.delenv("FAL_KEY")
+        argv = ["--provider", "fal", "--base-url", base, "--api-key-file", str(key_file)]
+        assert await cli("status", "some-id", *argv) == 2
+        assert await cli("generate", str(image), "p", *argv) == 2
+        assert "blank" in capsys.readouterr().err
+        assert emu.stats_for("fal")["status_requests"] == 0
+        assert emu.stats_for("fal")["create_attempts"] == 0
 
 
 # -- against the emulator -------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeGuard
 from urllib.parse import urlsplit
 
 from .._config import Limits
-from .._errors import InvalidRequestError, UnsupportedError
+from .._errors import AuthenticationError, InvalidRequestError, UnsupportedError
 from .._request import DURATIONS, VideoRequest
 from .._types import HTTPCall, HTTPReply, JobStatus, StatusUpdate
 
@@ -159,6 +159,39 @@ class Provider(ABC):
             if value is not None and value.strip():
                 return value
         return None
+
+    @classmethod
+    def resolve_api_key(cls, api_key: str | None, environ: Mapping[str, str]) -> str:
+        """The key a client uses: ``api_key``, else :meth:`api_key_from_env`, without
+        surrounding whitespace. None at all, or a blank one, is
+        :class:`~ltx2.AuthenticationError` with ``status_code=None`` that names the
+        variable(s) to set: it is found before any request is sent."""
+        names = " or ".join(cls.key_variables())
+        if api_key is not None:
+            if not isinstance(api_key, str):
+                # The value is never shown: it may be a key of the wrong type.
+                raise InvalidRequestError(
+                    f"api_key: expected a string, got {type(api_key).__name__}",
+                    field="api_key", value=f"<{type(api_key).__name__}>", allowed="a string",
+                )  # fmt: skip
+            if api_key.strip():
+                return api_key.strip()
+            reason = f"the api_key given for {cls.name} is blank; pass the key, or set {names}"
+        else:
+            found = cls.api_key_from_env(environ)
+            if found is not None:
+                return found.strip()
+            blank = [name for name in cls.key_variables() if name in environ]
+            if blank:
+                reason = (
+                    f"{' and '.join(blank)} {'is' if len(blank) == 1 else 'are'} set but blank: "
+                    f"no API key for {cls.name}; set {names} to the key, or pass api_key="
+                )
+            else:
+                reason = f"no API key for {cls.name}: set {names}, or pass api_key="
+        raise AuthenticationError(
+            f"{reason} (no request was sent)", status_code=None, provider=cls.name
+        )
 
     @property
     def local(self) -> bool:
