@@ -107,11 +107,12 @@ class Client:
         # Unsigned deliveries are confirmed with one status read by default (DESIGN.md).
         signed = cls.capabilities.webhooks == "ed25519"
         confirm = confirm_webhooks if confirm_webhooks is not None else not signed
+        self._retry = retry or RetryPolicy()
         self._lifecycle = Lifecycle(f"ltx2.Client({provider})")
         transport = Transport(
             self._provider,
             timeouts=timeouts or Timeouts(),
-            retry=retry or RetryPolicy(),
+            retry=self._retry,
             session=session,
             on_rate_limited=self._rate_limited,
         )
@@ -248,7 +249,9 @@ class Client:
             raise
 
     def _rate_limited(self, seconds: float) -> None:
-        self._resolver.rate_limited(seconds)
+        # Capped like the transport's own wait: one ``Retry-After: 3600`` must not freeze
+        # every create on the key for an hour.
+        self._resolver.rate_limited(min(seconds, self._retry.max_retry_after))
 
     # -- looking up and resuming ----------------------------------------------------------
 
