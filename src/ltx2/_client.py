@@ -22,7 +22,7 @@ import aiohttp
 from anyio.abc import TaskGroup
 
 from ._config import Limits, PollPolicy, RetryPolicy, Timeouts, where_to_connect
-from ._context import Context
+from ._context import Context, Uploader
 from ._errors import InvalidRequestError
 from ._fanout import ProgressHook, SubmitHook
 from ._job import Job, JobHost, Video
@@ -67,6 +67,10 @@ class Client:
         time_scale: multiply the poll schedule and limit windows (for the emulator's
             ``time_scale``).
         session: an ``aiohttp.ClientSession`` to use (not closed by the client).
+        uploader: an async callable ``(data: bytes, mime: str) -> str`` that stores a local
+            image (a path or bytes) somewhere the provider can fetch it and returns its https
+            URL (your own bucket). When given, every local image goes through it, with any
+            provider; it is required where a provider documents no upload (GMI Cloud).
         **provider_options: options of the provider module (e.g. fal's ``storage_url``).
 
     Use it as ``async with ltx2.Client("fal") as client:``, or call :meth:`aclose` when done.
@@ -87,12 +91,19 @@ class Client:
         confirm_webhooks: bool | None = None,
         time_scale: float | None = None,
         session: aiohttp.ClientSession | None = None,
+        uploader: Uploader | None = None,
         **provider_options: Any,
     ) -> None:
         provider = normalize(provider)  # any case: "FAL" is fal
         cls = get(provider)
         base_url, time_scale = where_to_connect(provider, base_url, time_scale)
         key = cls.resolve_api_key(api_key, os.environ)
+        if uploader is not None and not callable(uploader):
+            raise InvalidRequestError(
+                f"uploader: {type(uploader).__name__} is not callable",
+                field="uploader", value=type(uploader).__name__,
+                allowed="an async callable (data: bytes, mime: str) -> str",
+            )  # fmt: skip
         self.provider: str = provider
         self._provider = cls(key, base_url, **provider_options)
         self.capabilities = cls.capabilities
@@ -127,6 +138,7 @@ class Client:
             owner=uuid.uuid4().hex[:12],
             limits=limits if limits is not None else cls.default_limits.scaled(time_scale),
             api_key=key,
+            uploader=uploader,
         )
         self._resolver = Resolver(self._ctx, poll=poll_policy, confirm=confirm)
         self._submitter = Submitter(self._ctx, self._resolver)

@@ -244,9 +244,14 @@ class PollPolicy:
     least its age, a result is known within ``ratio`` × the job's time (or ``min_interval``)
     after it is ready.
 
-    When a webhook is expected the poller is only a safety net: it waits ``webhook_grace`` ×
-    the provider's longest stated time before its first poll, then polls every
-    ``max_interval``.
+    When a webhook is expected the poller is only a safety net, bounding what a webhook that
+    never comes costs (Eachlabs documents webhooks for Workflows V2 only, so one may not come):
+    it polls every ``max(webhook_latency, webhook_fraction × the provider's longest stated
+    time)``, from the create on, so a result is known at most that long after the job ended
+    (Eachlabs: 30 s). ``webhook_grace`` (a factor of the longest stated time) instead delays
+    the first poll that long and then polls every ``max_interval`` or ``ratio`` × the age:
+    the older, lazier safety net, for deployments sure of their webhooks (a large value
+    turns it off).
 
     ``time_scale`` multiplies every duration (use the emulator's time scale in tests).
     ``seed`` makes the jitter reproducible (benchmarks and tests; ``None``: a fresh draw).
@@ -258,6 +263,8 @@ class PollPolicy:
     min_interval: float = 1.0
     max_interval: float = 30.0
     jitter: float = 0.05
-    webhook_grace: float = 1.5
+    webhook_grace: float | None = None
+    webhook_latency: float = 30.0
+    webhook_fraction: float = 0.25
     time_scale: float = 1.0
     seed: int | None = None

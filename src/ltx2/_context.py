@@ -8,6 +8,7 @@ holding this context: submitting (``_submitting.Submitter``), resolving
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,12 @@ if TYPE_CHECKING:
     from .stores import Store
     from .webhooks import WebhookReceiver
 
-__all__ = ["Context"]
+__all__ = ["Context", "Uploader"]
+
+
+#: ``Client(uploader=...)``: stores a local image's bytes (with their MIME type) somewhere the
+#: provider can fetch them, and returns the https URL.
+Uploader = Callable[[bytes, str], Awaitable[str]]
 
 
 @dataclass(eq=False, repr=False, slots=True)
@@ -42,6 +48,8 @@ class Context:
     api_key: str
     #: The key's limiter in the running event loop, set when the client starts.
     limiter: KeyLimiter | None = None
+    #: ``Client(uploader=...)``: stores a local image, returns its https URL.
+    uploader: Uploader | None = None
 
     @property
     def webhooks(self) -> bool:

@@ -4,7 +4,8 @@ Each job has a due time in one heap. The schedule starts from the provider's sta
 time and then polls every ``ratio`` × the job's age (see :class:`ltx2.PollPolicy`), so a
 result is known within ~10 % of the job's time after it is ready, at a cost that grows only
 with the logarithm of the job's time. When a webhook is expected the poller is a safety net
-that first looks well after the longest stated time. All due jobs are checked in one wake-up
+polling every max(30 s, 25 % of the longest stated time), so a webhook that never comes
+costs at most that. All due jobs are checked in one wake-up
 with bounded concurrency; a 429 pushes every poll back by its ``Retry-After``.
 
 The loop and its checks use plain asyncio primitives (a future with a timer to sleep on, a
@@ -34,6 +35,8 @@ log = logging.getLogger("ltx2")
 
 #: Check tasks are named like anyio would name them, so they read as the client's own.
 _TASK_NAME = "ltx2._poller.Poller._poll"
+#: A job a status stream watches is first polled after this × the longest stated time.
+_STREAM_GRACE = 1.5
 #: How much of an interval a poll may be sent early to make up for its round trip and lag.
 _MAX_EARLY = 0.1
 
@@ -44,6 +47,7 @@ class _Entry:
     due: float
     webhook: bool
     polls: int = 0
+    watched: bool = False
 
 
 class Poller:
@@ -75,18 +79,31 @@ class Poller:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def add(self, key: str, *, webhook: bool, age: float = 0.0) -> None:
-        """Start polling a job created ``age`` seconds ago."""
+    def add(self, key: str, *, webhook: bool, age: float = 0.0, watched: bool = False) -> None:
+        """Start polling a job created ``age`` seconds ago. ``watched``: a live status stream
+        follows the job (and calls :meth:`poll_now` when it ends or fails), so polls are only
+        a net for a stream that stalls: the lazier schedule of ``webhook_grace``."""
         now = self._clock()
         p = self.policy
         scale = p.time_scale
-        if webhook:
-            first = self.expected[1] * p.webhook_grace * scale
+        if watched:
+            first = self.expected[1] * (p.webhook_grace or _STREAM_GRACE) * scale
+        elif webhook:
+            first = (
+                self.webhook_bound()
+                if p.webhook_grace is None
+                else self.expected[1] * p.webhook_grace * scale
+            )
         elif p.first is not None:
             first = p.first * scale
         else:
             first = self.expected[0] * p.first_fraction * scale
-        entry = _Entry(started=now - age, due=max(now, now - age + first), webhook=webhook)
+        entry = _Entry(
+            started=now - age,
+            due=max(now, now - age + first),
+            webhook=webhook or watched,
+            watched=watched,
+        )
         self._entries[key] = entry
         self._push(key, entry.due)
 
@@ -111,25 +128,38 @@ class Poller:
         if wake:
             _wake_up(self._wake)
 
-    def interval(self, age: float, *, webhook: bool) -> float:
+    def interval(self, age: float, *, webhook: bool, watched: bool = False) -> float:
         """The time between two polls of a job ``age`` seconds old, before jitter: ``ratio``
         of its age within the policy's bounds (scaled); with a webhook expected, at least
         ``max_interval``."""
         p = self.policy
         lo, hi = p.min_interval * p.time_scale, p.max_interval * p.time_scale
-        return max(hi, p.ratio * age) if webhook else min(hi, max(lo, p.ratio * age))
+        if not webhook and not watched:
+            return min(hi, max(lo, p.ratio * age))
+        if p.webhook_grace is None and not watched:
+            return self.webhook_bound()
+        return max(hi, p.ratio * age)
+
+    def webhook_bound(self) -> float:
+        """With a webhook expected (and no ``webhook_grace``), the time between two polls:
+        ``max(webhook_latency, webhook_fraction × the longest stated time)``, scaled. A
+        webhook that never comes delays a result by at most this."""
+        p = self.policy
+        return max(p.webhook_latency, p.webhook_fraction * self.expected[1]) * p.time_scale
 
     def job_interval(self, key: str) -> float | None:
         """:meth:`interval` for a job this poller holds (``None`` if it does not)."""
         entry = self._entries.get(key)
         if entry is None:
             return None
-        return self.interval(self._clock() - entry.started, webhook=entry.webhook)
+        return self.interval(
+            self._clock() - entry.started, webhook=entry.webhook, watched=entry.watched
+        )
 
     def _next_interval(self, entry: _Entry, at: float | None = None) -> float:
         age = (self._clock() if at is None else at) - entry.started
         jitter = 1.0 - self._rng.uniform(0.0, self.policy.jitter)
-        return self.interval(age, webhook=entry.webhook) * jitter
+        return self.interval(age, webhook=entry.webhook, watched=entry.watched) * jitter
 
     async def run(self, tg: TaskGroup | None = None) -> None:
         """The polling loop; runs until cancelled. Each check runs as a short task that this

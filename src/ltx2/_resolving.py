@@ -115,7 +115,8 @@ class Resolver:
         webhook = self._ctx.webhooks
         if self._ctx.capabilities.status_stream and not webhook:
             started = self._ctx.lifecycle.start_soon(self._watch_stream, key, name=f"stream {key}")
-            self.poller.add(key, webhook=started)
+            # Polls are only a net for a stalled stream (its end or failure polls at once).
+            self.poller.add(key, webhook=False, watched=started)
         else:
             self.poller.add(key, webhook=webhook)
 

@@ -123,7 +123,15 @@ class Submitter:
                 "or bytes and ltx2 uploads it, or a public https URL",
                 field="image", value=src.url, allowed="a public https URL, path or bytes",
             )  # fmt: skip
-        if src.kind in ("path", "bytes") and not caps.upload:
+        uploader = self._ctx.uploader
+        if src.kind in ("path", "bytes") and uploader is None and not caps.upload:
+            if not caps.data_uri:
+                raise UnsupportedError(
+                    f"image: {self._ctx.name} documents no upload for local images; pass an "
+                    "https URL of the image, or Client(..., uploader=...) with an async "
+                    "(data, mime) -> https URL function that stores it (your own bucket); "
+                    f"providers that take a local image themselves: {_local_image_providers()}"
+                )
             limit = caps.max_data_uri_bytes
             if not caps.data_uri or (limit is not None and (src.size or 0) > limit):
                 raise InvalidRequestError(
@@ -137,6 +145,8 @@ class Submitter:
             return None
         if src.kind in ("url", "data"):
             return src.url
+        if self._ctx.uploader is not None:
+            return await self._upload_by_user(src)
         caps = self._ctx.capabilities
         size = src.size or 0
         limit = caps.max_data_uri_bytes
@@ -145,6 +155,19 @@ class Submitter:
         if fits and (not caps.upload or size <= threshold):
             return await src.as_data_uri()
         return await self._upload(src)
+
+    async def _upload_by_user(self, src: ImageSource) -> str:
+        assert self._ctx.uploader is not None
+        mime = src.mime or "application/octet-stream"
+        url = await self._ctx.uploader(await src.read(), mime)
+        # An https URL (an http one only when the provider is local too: the emulator).
+        schemes = ("https://", "http://") if self._provider.local else ("https://",)
+        if not isinstance(url, str) or not url.startswith(schemes):
+            raise InvalidRequestError(
+                f"uploader: returned {url!r:.100}, not an https URL the provider can fetch",
+                field="uploader", value=repr(url)[:100], allowed="an https URL",
+            )  # fmt: skip
+        return url
 
     async def _upload(self, src: ImageSource) -> str:
         mime = src.mime or "application/octet-stream"
@@ -347,4 +370,11 @@ def _providers_where(test: Any) -> str:
     for name in PROVIDERS:
         get(name)
     names = [n for n, cls in registry().items() if test(cls.capabilities)]
+    return ", ".join(sorted(names)) or "none"
+
+
+def _local_image_providers() -> str:
+    for name in PROVIDERS:
+        get(name)
+    names = [n for n, c in registry().items() if c.capabilities.upload or c.capabilities.data_uri]
     return ", ".join(sorted(names)) or "none"

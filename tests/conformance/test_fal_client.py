@@ -108,3 +108,16 @@ async def test_a_job_cancelled_through_ltx2_reads_cancelled(emu: Emulator, jpeg:
         assert await job.refresh() is ltx2.JobStatus.CANCELLED
         with pytest.raises(ltx2.JobCancelledError):
             await job
+
+
+async def test_cancelling_a_finished_fal_job_keeps_its_video(emu: Emulator, jpeg: bytes) -> None:
+    # fal's queue docs: ALREADY_COMPLETED — the job is over and its result stands.
+    async with ltx2.Client(
+        "fal", api_key="fal-test-key", base_url=emu.root_url("fal"), time_scale=0.01
+    ) as client:
+        video = await (await client.submit(image=jpeg, prompt=PROMPT))
+        handle = client.job(video.job_id)  # e.g. `ltx2 cancel ID` after it finished
+        await handle.cancel()
+        assert emu.stats_for("fal")["cancels"] == 1
+        assert handle.status is ltx2.JobStatus.SUCCEEDED
+        assert (await handle).url == video.url  # the result stands

@@ -23,6 +23,8 @@ from ltx2.providers import get
 
 pytest.importorskip("rich")
 
+#: seed 001's example image, for providers that take no local image.
+HOSTED = "https://storage.googleapis.com/falserverless/example_inputs/ltxv-2-i2v-input.jpg"
 #: Provider seconds: long enough that the job is still pending when the signal comes.
 PROCESSING = 1000.0
 
@@ -52,7 +54,7 @@ async def first_job(emu: Emulator, proc: Process, timeout: float = 30.0) -> Emul
 
 
 async def interrupt_generate(
-    emu: Emulator, provider: str, image: Path, tmp_path: Path, sig: signal.Signals
+    emu: Emulator, provider: str, image: Path | str, tmp_path: Path, sig: signal.Signals
 ) -> tuple[EmulatedJob, int, str]:
     """Run ``ltx2 generate`` against ``emu``, send ``sig`` once its job exists, and return
     the job, the exit code and stderr."""
@@ -114,8 +116,11 @@ async def test_where_the_provider_cannot_cancel_it_prints_the_status_command_to_
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # GMI Cloud documents no upload: a local image needs uploader=, so it gets a URL (the stub
+    # emulator does not fetch it).
+    source = HOSTED if provider == "gmicloud" else image
     async with Emulator(time_scale=1.0, render="stub", processing_time=PROCESSING) as emu:
-        job, code, err = await interrupt_generate(emu, provider, image, tmp_path, signal.SIGINT)
+        job, code, err = await interrupt_generate(emu, provider, source, tmp_path, signal.SIGINT)
 
         assert code == 130, err
         assert job.state == "pending"  # it runs on at the provider

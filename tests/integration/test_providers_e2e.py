@@ -33,6 +33,12 @@ def image(tmp_path: Path) -> Path:
 
 def options(emu: Emulator, name: str) -> dict[str, Any]:
     extra: dict[str, Any] = {"storage_url": emu.fal_storage_url} if name == "fal" else {}
+    if name == "gmicloud":
+        # GMI Cloud documents no upload: local images need the user's own uploader.
+        async def uploader(data: bytes, mime: str) -> str:
+            return emu.store_upload("gmicloud", "input", mime, data)
+
+        extra["uploader"] = uploader
     return {"api_key": "test-key", "base_url": emu.provider_url(name), "time_scale": SCALE, **extra}
 
 

@@ -63,8 +63,6 @@ class GMICloudAPI(ProviderAPI):
                 self.route("GET", f"{prefix}/models", "model", self.models),
                 self.route("GET", f"{prefix}/models/{{model}}", "model", self.model),
             ]
-        # Served until the client's uploader= replaces the adapter's call to it.
-        queue.append(self.route("POST", f"{PREFIX}/upload-url", "upload", self.upload_url))
         login = [
             web.post(f"/{self.name}{IAM}/auth-tokens", self.auth_tokens),
             web.post(f"/{self.name}{IAM}/sessions", self.sessions),
@@ -241,19 +239,6 @@ class GMICloudAPI(ProviderAPI):
                 "organization": {"id": "org-" + user_id.removeprefix("user-"), "role": "owner"},
             }
         )
-
-    async def upload_url(self, request: web.Request, key: str) -> web.StreamResponse:
-        """``POST .../upload-url`` ``{file_name, content_type}`` -> ``{upload_url, file_url}``
-        (no source shows it; to be removed)."""
-        body = await self.body(request)
-        file_name = body.get("file_name")
-        content_type = body.get("content_type", "application/octet-stream")
-        if not isinstance(file_name, str) or not file_name:
-            raise InputError("file_name", "file_name is required")
-        if not isinstance(content_type, str):
-            raise InputError("content_type", "content_type must be a string")
-        upload_url, file_url = self.emu.new_upload(self.name, file_name, content_type)
-        return self.json({"upload_url": upload_url, "file_url": file_url})
 
 
 def _b64(data: bytes) -> str:

@@ -5,9 +5,10 @@ Create ``POST /api/v1/ie/requestqueue/apikey/requests`` ``{model, payload}`` →
 "synchronous" and its example create reply says ``"status": "success"``); status
 ``GET …/requests/{id}``: ``created, queued, dispatched, processing`` → ``success, failed,
 cancelled``, the video at ``outcome.media_urls[].url``; list
-``GET …/requests?model_id=ltx-2-fast-image-to-video``. No cancel and no webhooks are
-documented. Local images go through ``POST …/upload-url`` then ``PUT`` (newer docs); the seed
-only takes image URLs.
+``GET …/requests?model_id=ltx-2-fast-image-to-video``. The status words are also the
+official SDK's ``RequestStatus`` enum (gmicloud 0.1.10 ``_internal/_enums.py``). No cancel
+and no webhooks are documented. No upload either (not in seed 002, docs.gmicloud.ai or the
+SDK): ``image_uri`` is an image URL, and local images need the client's ``uploader=``.
 """
 
 from __future__ import annotations
@@ -24,14 +25,12 @@ from ._base import (
     Created,
     ListedJob,
     Provider,
-    UploadTarget,
     json_object,
     preview,
     register,
     require_image,
     seed_input,
     status_from,
-    upload_target,
 )
 
 __all__ = ["MODEL", "RESOLUTIONS", "GMICloud"]
@@ -67,7 +66,7 @@ class GMICloud(Provider):
     capabilities = Capabilities(
         camera_motion=True,  # seed 002: camera_motion (dolly_in, …, focus_shift)
         data_uri=False,  # seed 002: image_uri is an "Image URL"
-        upload=True,
+        upload=False,  # no source shows an upload endpoint
         list_jobs=True,  # seed 002 "List Your Requests"
         expected_seconds=(30.0, 120.0),  # seed 002: "typically 30-120 seconds"
     )
@@ -162,20 +161,6 @@ class GMICloud(Provider):
                 )
             )
         return jobs
-
-    def upload(self, file_name: str, content_type: str, *, fallback: int = 0) -> HTTPCall | None:
-        if fallback:
-            return None
-        return HTTPCall(
-            "POST",
-            f"{self.base_url}{_QUEUE}/upload-url",
-            "upload",
-            self.auth_headers(),
-            json={"file_name": file_name, "content_type": content_type},
-        )
-
-    def parse_upload(self, reply: HTTPReply) -> UploadTarget:
-        return upload_target(json_object(reply.json(), "gmicloud upload reply"), "gmicloud")
 
 
 def _job_id(body: Mapping[str, Any]) -> str | None:

@@ -37,7 +37,7 @@ def test_registered_under_its_name() -> None:
     caps = GMICloud.capabilities
     assert caps.camera_motion
     assert caps.list_jobs
-    assert caps.upload
+    assert not caps.upload  # no source shows an upload endpoint
     assert not caps.data_uri
     assert caps.cancel is None
     assert caps.webhooks is None
@@ -293,17 +293,10 @@ def test_parse_list_malformed_raises_value_error(gmi: GMICloud, body: Any) -> No
         gmi.parse_list(reply(body))
 
 
-def test_upload(gmi: GMICloud) -> None:
-    call = gmi.upload("cat.png", "image/png")
-    assert (call.method, call.kind) == ("POST", "upload")
-    assert call.url == "https://console.gmicloud.ai/api/v1/ie/requestqueue/apikey/upload-url"
-    assert call.json == {"file_name": "cat.png", "content_type": "image/png"}
-    assert call.headers == AUTH
-    target = gmi.parse_upload(reply(fixture("upload_reply.json")))
-    assert target.put_url.startswith("https://storage.googleapis.com/gmi-uploads/u-1?")
-    assert target.file_url == "https://storage.googleapis.com/gmi-uploads/u-1/cat.png"
-    with pytest.raises(ValueError):
-        gmi.parse_upload(reply({"file_url": "https://x"}))
+def test_no_upload_endpoint_is_called(gmi: GMICloud) -> None:
+    # Neither seed 002, docs.gmicloud.ai nor gmicloud 0.1.10 shows an upload endpoint.
+    with pytest.raises(UnsupportedError):
+        gmi.upload("cat.png", "image/png")
 
 
 def test_error_body(gmi: GMICloud) -> None:
