@@ -21,7 +21,7 @@ from typing import Any, Literal, Unpack, overload
 import aiohttp
 from anyio.abc import TaskGroup
 
-from ._config import Limits, PollPolicy, RetryPolicy, Timeouts, where_to_connect
+from ._config import DownloadPolicy, Limits, PollPolicy, RetryPolicy, Timeouts, where_to_connect
 from ._context import Context, Uploader
 from ._errors import InvalidRequestError
 from ._fanout import ProgressHook, SubmitHook
@@ -71,6 +71,9 @@ class Client:
             image (a path or bytes) somewhere the provider can fetch it and returns its https
             URL (your own bucket). When given, every local image goes through it, with any
             provider; it is required where a provider documents no upload (GMI Cloud).
+        download_policy: where ``Video.save``/``Video.stream`` may download from, checked at
+            every redirect hop (:class:`ltx2.DownloadPolicy`; default: any http(s) host;
+            ``DownloadPolicy.public_only()`` for a server that fetches what a provider names).
         **provider_options: options of the provider module (e.g. fal's ``storage_url``).
 
     Use it as ``async with ltx2.Client("fal") as client:``, or call :meth:`aclose` when done.
@@ -92,6 +95,7 @@ class Client:
         time_scale: float | None = None,
         session: aiohttp.ClientSession | None = None,
         uploader: Uploader | None = None,
+        download_policy: DownloadPolicy | None = None,
         **provider_options: Any,
     ) -> None:
         provider = normalize(provider)  # any case: "FAL" is fal
@@ -126,6 +130,7 @@ class Client:
             retry=self._retry,
             session=session,
             on_rate_limited=self._rate_limited,
+            download_policy=download_policy or DownloadPolicy(),
         )
         self._ctx = Context(
             name=provider,

@@ -110,7 +110,11 @@ class _DownloadTransport:
         from .providers import get
 
         provider = self._given.provider if self._given else get("eachlabs")("-")
-        self._own = Transport(provider)
+        # A closed client's video keeps its client's download policy.
+        if self._given is not None:
+            self._own = Transport(provider, download_policy=self._given.download_policy)
+        else:
+            self._own = Transport(provider)
         return self._own
 
     async def __aexit__(self, *exc: object) -> None:

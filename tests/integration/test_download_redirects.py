@@ -186,3 +186,24 @@ async def test_download_and_stream_read_headers_in_any_case(tmp_path: Path) -> N
     assert saved.value.retry_after == streamed.value.retry_after == 3.0
     assert saved.value.method == "GET"
     assert saved.value.url == f"{base}/v.mp4"
+
+
+async def test_client_download_policy_applies_to_video_save(tmp_path: Path) -> None:
+    """``Client(download_policy=...)`` reaches ``Video.save``: a video on loopback is refused
+    by a public-only client before anything is fetched."""
+    from tests.conftest import make_png
+
+    from ltx2.emulator import Emulator
+
+    async with Emulator(time_scale=0.01) as emu:
+        async with ltx2.Client(
+            "runcomfy", api_key="k-0123456789", base_url=emu.provider_url("runcomfy"),
+            download_policy=ltx2.DownloadPolicy.public_only(),
+        ) as client:  # fmt: skip
+            video = await client.generate(image=make_png(), prompt="The cat yawns")
+            with pytest.raises(ltx2.TransportError, match="loopback"):
+                await video.save(tmp_path / "v.mp4")
+        # After the client is closed, the video keeps its policy.
+        with pytest.raises(ltx2.TransportError, match="loopback"):
+            await video.save(tmp_path / "v.mp4")
+    assert list(tmp_path.iterdir()) == []
