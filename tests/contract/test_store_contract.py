@@ -224,6 +224,25 @@ async def test_delivery_before_set_created_is_kept_and_visible_after(store: Stor
     assert await store.get(rec.key) == created
 
 
+async def test_early_delivery_naming_another_job_is_discarded_at_set_created(
+    store: Store,
+) -> None:
+    # A replayed delivery of another job beat this job's create reply (issue 11, item 7).
+    rec = record()
+    await store.add(rec)
+    _, accepted = await store.deliver(rec.token, HOOK_OK, "req-other")
+    assert accepted
+    created = await store.set_created(rec.key, "req-1", {"response_url": "u"}, QUEUED)
+    assert created is not None
+    assert created.delivery is None
+    assert created.update == QUEUED
+    assert created.meta == {"response_url": "u"}
+    assert await store.get(rec.key) == created
+    # The job goes on: its own delivery is taken.
+    _, accepted = await store.deliver(rec.token, HOOK_OK, "req-1")
+    assert accepted
+
+
 async def test_set_created_with_a_terminal_first_status_drops_the_delivery(
     store: Store,
 ) -> None:

@@ -320,3 +320,35 @@ async def test_bad_signatures_are_refused_even_with_the_right_secret_header(
             assert await post(url, raw, signed(secret, raw)) == 200
             video = await job.result(timeout=5)
     assert video.url == "https://cdn/p-sig.mp4"
+
+
+async def test_replayed_delivery_of_another_job_before_create_reply_is_discarded(
+    receiver: ltx2.WebhookReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A delivery naming another job arrives before the create reply (a replay under this
+    job's token): it must not resolve the new job with the other job's video (issue 11,
+    item 7). Unconfirmed deliveries are the case where nothing else would catch it."""
+
+    async def create(url: URL, **kw: Any) -> CallbackResult:
+        body = kw["json"]
+        acks.append(
+            await post(body["webhook_url"], success("p-OTHER"),
+                       {"X-Webhook-Secret": body["webhook_secret"]})
+        )  # fmt: skip
+        return CallbackResult(payload={"status": "success", "predictionID": "p-new"})
+
+    acks: list[int] = []
+    with aioresponses(passthrough=LOOPBACK) as m:
+        m.post(CREATE, callback=create)
+        m.get(
+            f"{BASE}/v1/prediction/p-new",
+            payload={"status": "success", "output": "https://cdn/p-new.mp4"},
+            repeat=True,
+        )
+        poll = ltx2.PollPolicy(first=0.05, min_interval=0.05, max_interval=0.1, webhook_grace=0.001)
+        async with client(receiver, confirm_webhooks=False, poll=poll) as c:
+            job = await c.submit(image=IMAGE, prompt="p")
+            video = await asyncio.wait_for(job.result(), 10)
+    assert acks == [200]  # the receiver took it (the token was right)
+    assert video.url == "https://cdn/p-new.mp4"  # never the other job's video
+    assert any("p-OTHER" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)

@@ -10,6 +10,7 @@ duplicate, late or out-of-order delivery resolves nothing twice.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 import uuid
@@ -19,6 +20,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._types import JobStatus, StatusUpdate
+
+log = logging.getLogger("ltx2.stores")
+
+#: Where a record keeps the job id a delivery named while the create reply was not in yet.
+DELIVERED_JOB_ID = "delivered_job_id"
 
 if TYPE_CHECKING:
     from .._limits import LimitsBackend
@@ -166,7 +172,20 @@ def apply_created(
     record: JobRecord, job_id: str, meta: dict[str, str], update: StatusUpdate
 ) -> bool:
     """Record the provider's reply to the create: the id and meta always land; the first
-    status only if no delivery or poll made the record terminal first. Always a change."""
+    status only if no delivery or poll made the record terminal first. Always a change.
+
+    A delivery that came before the create reply named its job; if that is not the job the
+    create made (a replayed delivery of another job, under this token), it is discarded."""
+    delivered = record.meta.get(DELIVERED_JOB_ID)
+    if delivered is not None and delivered != job_id:
+        if record.delivery is not None:
+            log.warning(
+                "discarded a %s delivery that came before the create reply: it names job %s, "
+                "the create made job %s",
+                record.provider, delivered, job_id,
+            )  # fmt: skip
+        record.delivery = None
+        record.meta = {k: v for k, v in record.meta.items() if k != DELIVERED_JOB_ID}
     record.job_id = job_id
     record.meta = {**record.meta, **meta}
     apply_update(record, update)
@@ -183,7 +202,7 @@ def apply_delivery(record: JobRecord, update: StatusUpdate, job_id: str | None) 
         return False  # a delivery for another job under this token: never trusted
     record.delivery = update
     if job_id and record.job_id is None:
-        record.meta = {**record.meta, "delivered_job_id": job_id}
+        record.meta = {**record.meta, DELIVERED_JOB_ID: job_id}
     record.updated_at = time.time()
     return True
 
