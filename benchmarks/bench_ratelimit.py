@@ -21,6 +21,11 @@ wrong limit shows as well as a buggy limiter:
 For the last two the figures are reported, not held to a target, except that every job
 must finish with exactly one create each (a 429 loses nothing and duplicates nothing).
 
+- ``three replicas``: the seed's limits at the emulator and three client *processes* on the
+  one key, each with its own receiver and a ``RedisStore`` on one redis-server (so the key's
+  limits live in Redis, shared), each running a third of the jobs. Target: as ``told``.
+  Skipped (reported as such) when no ``redis-server`` is installed.
+
 Utilisation of a create limit of L per window: for every create i, the limit allows create
 i+L one window (60 s) later at the earliest, so utilisation = mean over i of 60 s ÷ (time of
 create i+L − time of create i), from the emulator's own create timestamps.
@@ -32,9 +37,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from typing import Any
 
 import _common as common
@@ -128,9 +139,141 @@ async def run_scenario(args: argparse.Namespace, name: str) -> dict[str, Any]:
     return result
 
 
+REPLICAS = 3
+
+
+async def replica(args: argparse.Namespace) -> None:
+    """One of the replicas (run as a child process: ``--replica``): a client on a
+    RedisStore with its own receiver, its share of the jobs; prints one JSON line."""
+    store = ltx2.RedisStore(args.redis, prefix=args.prefix)
+    rx = ltx2.WebhookReceiver(store=store)
+    await rx.start("127.0.0.1", 0)
+    try:
+        client = ltx2.Client(
+            PROVIDER, api_key=common.API_KEY, base_url=args.base_url, store=store,
+            webhooks=rx, time_scale=args.time_scale,
+        )  # fmt: skip
+        requests = [
+            ltx2.VideoRequest(image=IMAGE, prompt=f"{args.prefix} {args.replica} job {i}")
+            for i in range(args.jobs)
+        ]
+        async with client:
+            print("ready", flush=True)
+            videos = await client.gather(
+                requests, concurrency=args.concurrency, return_exceptions=True
+            )
+    finally:
+        await rx.stop()
+    ok = sum(1 for v in videos if isinstance(v, ltx2.Video))
+    print(json.dumps({"videos": ok}), flush=True)
+
+
+def _start_redis(folder: str) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", folder,
+            "--save", "", "--appendonly", "no"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return proc, f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("redis-server did not start")
+
+
+async def run_replicas(args: argparse.Namespace) -> dict[str, Any]:
+    """Three client processes on one key, sharing its limits through Redis."""
+    creates, concurrent = 100, 10
+    scale, n = args.time_scale, args.jobs
+    share = [n // REPLICAS + (1 if i < n % REPLICAS else 0) for i in range(REPLICAS)]
+    emu_args = ["--time-scale", str(scale), "--seed", "3", "--limits", f"{creates}:{concurrent}",
+                "--processing-time", f"eachlabs={args.processing_time}"]  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder, common.start_emulator(emu_args) as emu:
+        redis, url = _start_redis(folder)
+        prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        children = []
+        try:
+            for i, jobs in enumerate(share):
+                argv = [sys.executable, __file__, "--replica", str(i), "--redis", url,
+                        "--prefix", prefix, "--base-url", emu.provider_url(PROVIDER),
+                        "--jobs", str(jobs), "--time-scale", str(scale),
+                        "--concurrency", str(args.concurrency)]  # fmt: skip
+                children.append(
+                    await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+                )
+            for child in children:
+                assert child.stdout is not None
+                await child.stdout.readline()  # "ready"
+            t0 = time.perf_counter()
+            outs = [await child.communicate() for child in children]
+            wall = time.perf_counter() - t0
+        finally:
+            for child in children:
+                if child.returncode is None:
+                    child.kill()
+                    await child.wait()
+            redis.terminate()
+            redis.wait(10)
+        stats = emu.stats(PROVIDER)
+        jobs_at_emulator = emu.jobs(PROVIDER)
+    ok = 0
+    for out, _ in outs:
+        lines = out.decode().strip().splitlines()
+        ok += json.loads(lines[-1])["videos"] if lines else 0
+    created = sorted(j["created_at"] for j in jobs_at_emulator)
+    window = WINDOW * scale
+    gaps = [created[i + creates] - created[i] for i in range(len(created) - creates)]
+    utilisation = statistics.fmean(window / g for g in gaps) if gaps else float("nan")
+    result = {
+        "scenario": "three replicas",
+        "emulator_limits": [creates, concurrent],
+        "client_limits": "the seed's (100, 10), shared in Redis by 3 processes",
+        "jobs": n,
+        "videos": ok,
+        "creates_at_emulator": len(jobs_at_emulator),
+        "rate_limited_429": stats["rate_limited"],
+        "utilisation": round(utilisation, 4),
+        "worst_window_utilisation": round(window / min(gaps), 4) if gaps else None,
+        "creates_per_min": round(creates * utilisation, 2),
+        "limit_per_min": creates,
+        "max_concurrent_seen": max(stats["max_concurrent_seen"].values()),
+        "webhooks_acked": stats["webhooks_acked"],
+        "status_requests": stats["status_requests"],
+        "wall_seconds": round(wall, 2),
+        "provider_seconds": round(wall / scale, 1),
+        "nothing_lost": ok == n and len(jobs_at_emulator) == n,
+        "errors": {},
+        "first_error": None,
+        "met": ok == n
+        and len(jobs_at_emulator) == n
+        and stats["rate_limited"] == 0
+        and utilisation >= TARGET,
+        "create_times": [round((c - created[0]) / scale, 3) for c in created],
+    }
+    print(
+        f"{'three replicas':>20}: {ok}/{n} videos, {len(jobs_at_emulator)} creates, "
+        f"{result['rate_limited_429']} x 429, {result['creates_per_min']} creates/min of "
+        f"{creates} ({utilisation:.1%}); at most {result['max_concurrent_seen']} running; "
+        f"{result['provider_seconds']} provider s",
+        file=sys.stderr,
+    )
+    return result
+
+
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     common.pin(common.CLIENT_CPU)
     scenarios = {name: await run_scenario(args, name) for name in SCENARIOS}
+    if shutil.which("redis-server") is not None:
+        scenarios["three replicas"] = await run_replicas(args)
+    else:
+        print("three replicas: skipped (no redis-server installed)", file=sys.stderr)
     told = scenarios["told"]
     return {
         "benchmark": "ratelimit",
@@ -194,7 +337,15 @@ def main() -> None:
     p.add_argument("--time-scale", type=float, default=None)
     p.add_argument("--processing-time", type=float, default=1.0, help="provider seconds")
     p.add_argument("--concurrency", type=int, default=50)
+    # A child process of the three-replica scenario (see run_replicas).
+    p.add_argument("--replica", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--redis", help=argparse.SUPPRESS)
+    p.add_argument("--prefix", help=argparse.SUPPRESS)
+    p.add_argument("--base-url", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.replica is not None:
+        asyncio.run(replica(args))
+        return
     args.jobs = args.jobs or (200 if args.quick else 300)
     args.time_scale = args.time_scale or (0.02 if args.quick else 0.05)
     result = asyncio.run(bench(args))

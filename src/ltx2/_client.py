@@ -27,6 +27,7 @@ from ._errors import InvalidRequestError
 from ._fanout import ProgressHook, SubmitHook
 from ._job import Job, JobHost, Video
 from ._lifecycle import ClientState, Lifecycle, Work
+from ._limits import LimitsBackend, key_fingerprint, limits_backend_for
 from ._request import VideoRequest, VideoRequestFields, VideoRequestOverrides
 from ._resolving import LEASE_INTERVALS, Resolver
 from ._resuming import Resumer
@@ -74,6 +75,10 @@ class Client:
         download_policy: where ``Video.save``/``Video.stream`` may download from, checked at
             every redirect hop (:class:`ltx2.DownloadPolicy`; default: any http(s) host;
             ``DownloadPolicy.public_only()`` for a server that fetches what a provider names).
+        limits_backend: where this key's limits live: by default the store's own (a
+            :class:`ltx2.RedisStore` shares them with every replica through Redis), else
+            this process. A Redis URL or a :class:`ltx2.stores.RedisLimits` shares them
+            through that Redis whatever the store; ``"local"`` keeps them in the process.
         **provider_options: options of the provider module (e.g. fal's ``storage_url``).
 
     Use it as ``async with ltx2.Client("fal") as client:``, or call :meth:`aclose` when done.
@@ -96,6 +101,7 @@ class Client:
         session: aiohttp.ClientSession | None = None,
         uploader: Uploader | None = None,
         download_policy: DownloadPolicy | None = None,
+        limits_backend: LimitsBackend | str | None = None,
         **provider_options: Any,
     ) -> None:
         provider = normalize(provider)  # any case: "FAL" is fal
@@ -144,6 +150,8 @@ class Client:
             limits=limits if limits is not None else cls.default_limits.scaled(time_scale),
             api_key=key,
             uploader=uploader,
+            limits_backend=limits_backend_for(limits_backend, store),
+            scope=key_fingerprint(provider, key),
         )
         self._resolver = Resolver(self._ctx, poll=poll_policy, confirm=confirm)
         self._submitter = Submitter(self._ctx, self._resolver)
@@ -207,6 +215,7 @@ class Client:
         if self._unsubscribe is not None:
             self._unsubscribe()
         self._resolver.release_all()
+        await self._ctx.close_limiter()
         await self._ctx.transport.aclose()
         if self._owns_store:
             await self._ctx.store.close()
@@ -292,7 +301,11 @@ class Client:
 
         A job whose create was sent but whose reply was never read is looked up in the
         provider's job list where it has one; otherwise it comes back with status
-        ``UNKNOWN`` and is not submitted again.
+        ``UNKNOWN`` and is not submitted again. A job whose create another live replica
+        still has out (it holds the job's lease from before the create for one
+        ``Limits.lease``, and its polls keep it) is left to that replica: a later
+        ``resume()`` returns it, with its id. Only this key's jobs are resumed: records are
+        scoped by a fingerprint of the key.
         """
         await self._ensure_started()
         return await self._resumer.resume()

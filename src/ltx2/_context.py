@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._limits import KeyLimiter, shared_limiter
+from ._limits import Limiter, LimitsBackend
 
 if TYPE_CHECKING:
     from ._config import Limits
@@ -46,8 +46,12 @@ class Context:
     owner: str
     limits: Limits
     api_key: str
-    #: The key's limiter in the running event loop, set when the client starts.
-    limiter: KeyLimiter | None = None
+    #: Where the key's limits live (the store's own, or ``Client(limits_backend=...)``).
+    limits_backend: LimitsBackend
+    #: Names the key in records and limits: its fingerprint (a keyed hash), never the key.
+    scope: str
+    #: The key's limiter, set when the client starts.
+    limiter: Limiter | None = None
     #: ``Client(uploader=...)``: stores a local image, returns its https URL.
     uploader: Uploader | None = None
 
@@ -56,11 +60,18 @@ class Context:
         """True when jobs are told to call the receiver back."""
         return self.receiver is not None and self.capabilities.webhooks is not None
 
-    def open_limiter(self) -> KeyLimiter:
-        """The key's limiter for this event loop (clients on one key share it)."""
+    def open_limiter(self) -> Limiter:
+        """The key's limiter (clients on one key share it: in this event loop, or through
+        the limits backend across replicas)."""
         if self.limiter is None:
-            self.limiter = shared_limiter(self.name, self.api_key, self.limits)
+            self.limiter = self.limits_backend.limiter(self.name, self.scope, self.limits)
         return self.limiter
+
+    async def close_limiter(self) -> None:
+        """This client is done with its limiter (after its jobs' slots were released)."""
+        limiter, self.limiter = self.limiter, None
+        if limiter is not None:
+            await limiter.aclose()
 
     def release_slot(self) -> None:
         """A job this client counted in has ended, failed to start or been let go."""

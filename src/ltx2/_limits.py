@@ -69,6 +69,10 @@ class CreatePermit:
             on_answer()
 
 
+#: The permit of a limiter that has nothing to do when a create is answered.
+_NO_ANSWER = CreatePermit()
+
+
 @runtime_checkable
 class Limiter(Protocol):
     """The limits of one provider key, as a client uses them."""
@@ -149,7 +153,7 @@ class KeyLimiter:
             self.release_slot()
             raise
         # One process: the create leaves at once, so its grant time dates it well enough.
-        return CreatePermit()
+        return _NO_ANSWER
 
     async def _acquire_slot(self) -> bool:
         """Take a slot; returns whether it had to wait for one."""
@@ -274,6 +278,7 @@ def limits_backend_for(value: object, store: object) -> LimitsBackend:
     (:meth:`ltx2.stores.Store.limits_backend`: Redis for a RedisStore), else local."""
     from ._errors import InvalidRequestError
 
+    allowed = "'local', a redis://, rediss:// or unix:// URL, or a LimitsBackend"
     if value is None:
         own = getattr(store, "limits_backend", None)
         backend = own() if callable(own) else None
@@ -288,17 +293,16 @@ def limits_backend_for(value: object, store: object) -> LimitsBackend:
         from .stores._redis import safe_url
 
         raise InvalidRequestError(
-            f"limits_backend: {safe_url(value)!r} is not a Redis URL or 'local'",
-            field="limits_backend", value=safe_url(value),
-            allowed="'local', a redis://, rediss:// or unix:// URL, or a LimitsBackend",
+            f"limits_backend: {safe_url(value)!r} is not a Redis URL (allowed: {allowed}, "
+            "e.g. ltx2.stores.RedisLimits)",
+            field="limits_backend", value=safe_url(value), allowed=allowed,
         )  # fmt: skip
     if isinstance(value, LimitsBackend):
         return value
     raise InvalidRequestError(
-        f"limits_backend: expected a Redis URL, 'local' or a LimitsBackend, got "
-        f"{type(value).__name__}",
-        field="limits_backend", value=type(value).__name__,
-        allowed="'local', a redis://, rediss:// or unix:// URL, or a LimitsBackend",
+        f"limits_backend: got a {type(value).__name__} (allowed: {allowed}, e.g. "
+        "ltx2.stores.RedisLimits)",
+        field="limits_backend", value=type(value).__name__, allowed=allowed,
     )  # fmt: skip
 
 

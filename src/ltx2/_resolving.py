@@ -257,6 +257,10 @@ class Resolver:
                 job = self.jobs.get(key)
                 if job is None or not job.id:
                     return
+                # One replica confirms (the job's lease holder, as for polls); its reading
+                # reaches the others through the store.
+                if not await self._store.lease(key, self._ctx.owner, self.lease_ttl(key)):
+                    return
                 if read:
                     await anyio.sleep(delay)
                     delay *= 2

@@ -37,11 +37,16 @@ class Resumer:
         resolver = self._resolver
         jobs: list[Job] = []
         now = time.time()
-        for rec in await self._store.unfinished(ctx.name):
+        # Only this key's records (its fingerprint): another app's or key's are not ours.
+        for rec in await self._store.unfinished(ctx.name, scope=ctx.scope):
             existing = resolver.jobs.get(rec.key)
             if existing is not None:
                 jobs.append(existing)
                 continue
+            if rec.job_id is None and not await self._store.lease(
+                rec.key, ctx.owner, ctx.limits.lease
+            ):
+                continue  # another replica is between its create and the reply: its job
             await self._store.set_owner(rec.key, ctx.owner)
             if rec.job_id is None:
                 rec = await self._find_unanswered(rec)
@@ -50,7 +55,7 @@ class Resumer:
             if rec.job_id is None:
                 continue  # UNKNOWN: reported, never resubmitted
             resolver.add(job)
-            limiter.in_flight += 1
+            await limiter.count_in()
             webhook = ctx.webhooks
             age = max(0.0, now - rec.created_at)
             try:
@@ -81,7 +86,7 @@ class Resumer:
                 if (
                     item.prompt == prompt
                     and close
-                    and await self._store.find(ctx.name, item.job_id) is None
+                    and await self._store.find(ctx.name, item.job_id, scope=ctx.scope) is None
                 ):
                     found = await self._store.set_created(rec.key, item.job_id, {}, item.update)
                     if found is not None:

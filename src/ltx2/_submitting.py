@@ -25,6 +25,7 @@ from ._errors import (
     UnsupportedError,
 )
 from ._job import Job
+from ._limits import CreatePermit
 from ._request import ImageSource, VideoRequest
 from ._shield import outlive_cancel
 from ._types import HTTPCall, JobStatus, StatusUpdate
@@ -210,9 +211,10 @@ class Submitter:
             {**req.params(), "prompt": req.prompt, "image": image_url},
             owner=ctx.owner,
             with_secret=webhook and ctx.capabilities.webhooks == "secret",
+            scope=ctx.scope,
         )
         limiter = ctx.open_limiter()
-        await limiter.acquire_create()
+        permit = await limiter.acquire_create()
         # From here the slot is the job's: the resolver frees it when it forgets the job.
         job = Job(self._resolver, record.key, ctx.name)
         job.request = req
@@ -220,6 +222,10 @@ class Submitter:
         sent = False
         try:
             ctx.lifecycle.check_open()  # closed while waiting for the slot: nothing is sent
+            # The job's lease, taken before its record exists and held while the create is
+            # out (this client's polls take it over): another replica's resume() leaves a
+            # record it cannot tell from a crashed create alone.
+            await self._store.lease(record.key, ctx.owner, ctx.limits.lease)
             # The record (and its webhook token) exists before the create leaves, so a
             # delivery that beats the create reply finds it.
             await self._store.add(record)
@@ -235,7 +241,7 @@ class Submitter:
             # still read the reply (see _settle_cancelled_create). The task ends before
             # submit does, on every path.
             sending = asyncio.get_running_loop().create_task(
-                self._send_create(call), name=f"ltx2 create ({ctx.name})"
+                self._send_create(call, permit), name=f"ltx2 create ({ctx.name})"
             )
             sent = True
             created = await asyncio.shield(sending)
@@ -267,8 +273,11 @@ class Submitter:
         log.info("submitted %s job %s (key %s)", ctx.name, job.id, record.key)
         return job
 
-    async def _send_create(self, call: HTTPCall) -> Created:
-        reply = await self._transport.send(call)
+    async def _send_create(self, call: HTTPCall, permit: CreatePermit) -> Created:
+        try:
+            reply = await self._transport.send(call)
+        finally:
+            permit.answered()  # a shared window dates the create by its reply
         try:
             return self._provider.parse_create(reply)
         except LTX2Error:

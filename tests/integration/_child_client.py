@@ -7,6 +7,11 @@ submit returned, then wait for ever (the test SIGKILLs it).
 go to a receiver in another process (``WebhookReceiver(public_url=...)``, never started here).
 It submits N jobs, awaits them all and writes a JSON report: each job's id, status and video,
 and every HTTP request this process made (so the test can tell which process confirmed what).
+
+``fanout``: one replica of a service whose key's limits are shared through Redis: a client
+on a :class:`ltx2.RedisStore` with its own receiver, running ``gather`` over N jobs with more
+concurrency than the key allows; prints ``done K`` as jobs finish and writes a JSON report
+(each job's id and status, and the 429s this process saw).
 """
 
 from __future__ import annotations
@@ -80,9 +85,54 @@ async def replica(args: argparse.Namespace) -> None:
     print("done", flush=True)
 
 
+async def fanout(args: argparse.Namespace) -> None:
+    statuses: list[int] = []
+
+    async def on_request_end(
+        session: aiohttp.ClientSession,
+        ctx: SimpleNamespace,
+        params: aiohttp.TraceRequestEndParams,
+    ) -> None:
+        statuses.append(params.response.status)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(on_request_end)
+    store = ltx2.RedisStore(args.redis, prefix=args.prefix)
+    receiver = ltx2.WebhookReceiver(store=store)
+    await receiver.start("127.0.0.1", 0)
+
+    def progress(done: int, total: int | None, job: ltx2.Job) -> None:
+        print(f"done {done} {job.id}", flush=True)
+
+    requests = [
+        ltx2.VideoRequest(image=IMAGE, prompt=f"{args.name} job {i}") for i in range(args.jobs)
+    ]
+    try:
+        async with aiohttp.ClientSession(trace_configs=[trace]) as session:
+            client = ltx2.Client(
+                args.provider, api_key=args.api_key, base_url=args.base_url, store=store,
+                webhooks=receiver, time_scale=args.time_scale, session=session,
+            )  # fmt: skip
+            async with client:
+                print("ready", flush=True)
+                videos = await asyncio.wait_for(
+                    client.gather(requests, concurrency=args.concurrency, on_progress=progress),
+                    args.timeout,
+                )
+    finally:
+        await receiver.stop()
+    report = {
+        "name": args.name,
+        "jobs": [video.job_id for video in videos],
+        "rate_limited": statuses.count(429),
+    }
+    Path(args.out).write_text(json.dumps(report))
+    print("finished", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=("hang", "replica"))
+    parser.add_argument("mode", choices=("hang", "replica", "fanout"))
     parser.add_argument("--provider", required=True)
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--jobs", type=int, required=True)
@@ -95,8 +145,10 @@ def main() -> None:
     parser.add_argument("--name", default="replica")
     parser.add_argument("--out")
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--concurrency", type=int, default=50)
     args = parser.parse_args()
-    asyncio.run(hang(args) if args.mode == "hang" else replica(args))
+    modes = {"hang": hang, "replica": replica, "fanout": fanout}
+    asyncio.run(modes[args.mode](args))
 
 
 if __name__ == "__main__":

@@ -44,8 +44,10 @@ async def test_a_sigkilled_client_leaves_its_jobs_to_a_successor_that_resumes_th
             child.send_signal(signal.SIGKILL)
             assert await child.wait(10) == -signal.SIGKILL
 
+        # The same key: records are scoped by the key's fingerprint (another key's resume()
+        # would see none of them).
         successor = ltx2.Client(
-            "runcomfy", api_key="successor-key", base_url=base_url,
+            "runcomfy", api_key="child-key", base_url=base_url,
             store=ltx2.SQLiteStore(db), time_scale=KILL_SCALE,
         )  # fmt: skip
         async with successor:

@@ -244,3 +244,46 @@ async def test_one_limiter_per_provider_key_and_limits_in_a_loop() -> None:
     assert shared_limiter("eachlabs", "key-2", limits) is not same
     assert shared_limiter("fal", "key-1", limits) is not same
     assert shared_limiter("eachlabs", "key-1", ltx2.Limits(100, 5)) is not same
+
+
+def test_a_key_fingerprint_is_a_keyed_hash_stable_per_provider_and_key() -> None:
+    from ltx2._limits import key_fingerprint
+
+    secret = "sk-live-0123456789abcdef"
+    fp = key_fingerprint("eachlabs", secret)
+    assert fp == key_fingerprint("eachlabs", secret)  # the same in every replica
+    assert len(fp) == 32
+    assert secret not in fp
+    assert fp != key_fingerprint("fal", secret)
+    assert fp != key_fingerprint("eachlabs", secret + "x")
+    # Not a plain hash of the key that a table of hashes could look up.
+    import hashlib
+
+    assert fp not in hashlib.sha256(secret.encode()).hexdigest()
+
+
+def test_limits_backend_is_chosen_from_the_store_or_the_option() -> None:
+    from ltx2._limits import LocalLimits, limits_backend_for
+    from ltx2.stores import RedisLimits
+
+    redis_store = ltx2.RedisStore("redis://127.0.0.1:1/0", prefix="app")
+    own = limits_backend_for(None, redis_store)
+    assert isinstance(own, RedisLimits)
+    assert own.prefix == "app"
+    assert limits_backend_for(None, redis_store) is own  # one per store
+    assert isinstance(limits_backend_for(None, ltx2.MemoryStore()), LocalLimits)
+    assert isinstance(limits_backend_for("local", redis_store), LocalLimits)
+    url = limits_backend_for("redis://127.0.0.1:1/0", ltx2.MemoryStore())
+    assert isinstance(url, RedisLimits)
+    given = RedisLimits("redis://127.0.0.1:1/0", prefix="x")
+    assert limits_backend_for(given, ltx2.MemoryStore()) is given
+
+
+@pytest.mark.parametrize("value", ["memcached://h:1", "http://user:hunter2@h/", 42, object()])
+def test_a_bad_limits_backend_is_refused_naming_the_field(value: object) -> None:
+    with pytest.raises(ltx2.InvalidRequestError) as info:
+        ltx2.Client("eachlabs", api_key="k", limits_backend=value)  # type: ignore[arg-type]
+    assert info.value.field == "limits_backend"
+    assert "redis://" in str(info.value)
+    assert "hunter2" not in str(info.value)
+    assert "hunter2" not in repr(info.value.value)

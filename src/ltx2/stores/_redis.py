@@ -448,7 +448,11 @@ class RedisStore(Store):
                 # Redis down for longer than the retries, or a reply we did not expect: the
                 # subscriber must outlive both.
                 failures += 1
-                log = logger.warning if failures == 1 else logger.debug
+                if isinstance(exc, down_errors()):
+                    _log_down(self._url, exc)  # once per outage, with the commands' failures
+                    log = logger.debug
+                else:
+                    log = logger.warning if failures == 1 else logger.debug
                 log(
                     "ltx2: RedisStore subscriber lost its connection (%s); retrying",
                     type(exc).__name__,
