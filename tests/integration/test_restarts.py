@@ -46,11 +46,13 @@ async def test_a_sigkilled_client_leaves_its_jobs_to_a_successor_that_resumes_th
 
         # The same key: records are scoped by the key's fingerprint (another key's resume()
         # would see none of them).
+        # A store passed in is the caller's to close (the client leaves it open).
+        own = ltx2.SQLiteStore(db)
         successor = ltx2.Client(
             "runcomfy", api_key="child-key", base_url=base_url,
-            store=ltx2.SQLiteStore(db), time_scale=KILL_SCALE,
+            store=own, time_scale=KILL_SCALE,
         )  # fmt: skip
-        async with successor:
+        async with own, successor:
             jobs = await successor.resume()
             # Nothing but the dead child wrote the file: all 20 were unfinished when it died.
             assert len(jobs) == JOBS
