@@ -214,16 +214,18 @@ async def test_sqlite_replicas_share_limits_through_a_limits_backend_url(
     async with Emulator(render="stub", seed=14, processing_time={"eachlabs": 1000.0}) as emu:
         url = emu.provider_url("eachlabs")
 
-        def replica(name: str) -> ltx2.Client:
-            store = ltx2.SQLiteStore(tmp_path / f"{name}.db")  # a store of its own
+        # A store of its own per replica; a store passed in is the caller's to close.
+        stores = [ltx2.SQLiteStore(tmp_path / f"{name}.db") for name in ("one", "two")]
+
+        def replica(store: ltx2.SQLiteStore) -> ltx2.Client:
             shared = ltx2.stores.RedisLimits(redis_server.url, prefix=prefix)
             return ltx2.Client(
                 "eachlabs", api_key=KEY, base_url=url, limits=limits, store=store,
                 limits_backend=shared,
             )  # fmt: skip
 
-        one, two = replica("one"), replica("two")
-        async with one, two:
+        one, two = replica(stores[0]), replica(stores[1])
+        async with stores[0], stores[1], one, two:
             await asyncio.wait_for(one.submit(image=IMAGE, prompt="first"), 5)
             # The key's one slot is taken, by the other replica: this create waits.
             with pytest.raises(TimeoutError):
