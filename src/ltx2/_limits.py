@@ -137,7 +137,11 @@ class KeyLimiter:
         self.limits = limits
         self._clock = clock
         self._sleep = sleep
-        self._sent: deque[float] = deque()
+        # Each create's place in the window: a one-item list, so that its reply can date it
+        # later (``CreatePermit.answered``). Re-dated places may stand out of order; the head
+        # then expires last, which only ever holds creates back longer, never less.
+        self._sent: deque[list[float]] = deque()
+        self._taken: list[float] | None = None
         self._window_lock = anyio.Lock()
         self._not_before = -math.inf
         self._waiters: deque[anyio.Event] = deque()
@@ -152,8 +156,13 @@ class KeyLimiter:
         except BaseException:
             self.release_slot()
             raise
-        # One process: the create leaves at once, so its grant time dates it well enough.
-        return _NO_ANSWER
+        place, self._taken = self._taken, None
+        if place is None:
+            return _NO_ANSWER
+        # A create is let go now but reaches the provider a little later (later still on a
+        # loaded machine): dated again by its reply, the window counts it from a moment the
+        # provider had surely seen it.
+        return CreatePermit(lambda: place.__setitem__(0, max(place[0], self._clock())))
 
     async def _acquire_slot(self) -> bool:
         """Take a slot; returns whether it had to wait for one."""
@@ -202,12 +211,13 @@ class KeyLimiter:
                     continue
                 if n is None:
                     return
-                while self._sent and self._sent[0] + period - now <= _EPSILON:
+                while self._sent and self._sent[0][0] + period - now <= _EPSILON:
                     self._sent.popleft()
                 if len(self._sent) < n:
-                    self._sent.append(now)
+                    self._taken = [now]
+                    self._sent.append(self._taken)
                     return
-                await self._sleep(self._sent[0] + period - now)
+                await self._sleep(self._sent[0][0] + period - now)
 
     def _take_window(self, n: int | None, period: float) -> bool:
         """Take a place in the create window now if the window and any 429 hold-off allow
@@ -217,10 +227,11 @@ class KeyLimiter:
             return False
         if n is None:
             return True
-        while self._sent and self._sent[0] + period - now <= _EPSILON:
+        while self._sent and self._sent[0][0] + period - now <= _EPSILON:
             self._sent.popleft()
         if len(self._sent) < n:
-            self._sent.append(now)
+            self._taken = [now]
+            self._sent.append(self._taken)
             return True
         return False
 
