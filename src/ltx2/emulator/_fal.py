@@ -208,6 +208,17 @@ class FalAPI(ProviderAPI):
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
+        try:
+            await self._stream_events(request, response, job, with_logs)
+        except ConnectionResetError:
+            # The client went away (it closed, or it had what it wanted): nothing to answer.
+            return response
+        await response.write_eof()
+        return response
+
+    async def _stream_events(
+        self, request: web.Request, response: web.StreamResponse, job: Job, with_logs: bool
+    ) -> None:
         last = None
         closing = self.emu.closing
         while True:
@@ -230,8 +241,6 @@ class FalAPI(ProviderAPI):
             finally:
                 done.cancel()
                 stop.cancel()
-        await response.write_eof()
-        return response
 
     async def result(self, request: web.Request, key: str) -> web.StreamResponse:
         """``GET response_url``: the output once done, 400 while running, 422/500 on failure."""

@@ -134,6 +134,30 @@ async def test_stop_cancels_background_work_cleanly(
     await emu.stop()  # idempotent
 
 
+async def test_a_client_leaving_a_status_stream_is_not_an_emulator_error(
+    http: aiohttp.ClientSession, data_uri: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A client that closes mid-stream (a client's aclose(), a job it cancelled) is ordinary:
+    # the emulator logged it as "failed" with a traceback.
+    emu = Emulator(time_scale=0.01, seed=0, render="stub", processing_time=30)
+    await emu.start()
+    try:
+        async with http.post(
+            emu.provider_url("fal") + "/fal-ai/ltx-2/image-to-video/fast",
+            json={"image_url": data_uri, "prompt": "x"},
+            headers={"Authorization": "Key k"},
+        ) as resp:
+            rid = (await resp.json())["request_id"]
+        url = emu.provider_url("fal") + f"/fal-ai/ltx-2/requests/{rid}/status/stream?logs=1"
+        async with http.get(url, headers={"Authorization": "Key k"}) as resp:
+            assert resp.status == 200
+            await resp.content.readline()  # the first event, then leave
+        await asyncio.sleep(0.3)  # the emulator's next write meets the closed connection
+    finally:
+        await emu.stop()
+    assert [r for r in caplog.records if r.levelno >= 30] == []
+
+
 async def test_processing_time_forms(start_emulator: StartEmulator) -> None:
     emu = await start_emulator(processing_time={"fal": (10, 20), "aimlapi": 5})
     assert emu._processing["fal"] == (10.0, 20.0)
