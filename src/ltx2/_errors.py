@@ -190,7 +190,8 @@ class ServerError(APIError):
 class TransportError(LTX2Error):
     """The request did not get an HTTP answer: connection refused or reset, or a timeout.
 
-    ``maybe_sent`` is False when the connection never opened, so the provider saw nothing.
+    ``maybe_sent`` is False when the request never left, so the provider saw nothing: the
+    connection never opened, or ``connect`` ran out (opening one, or waiting for a free one).
     """
 
     def __init__(self, message: str, *, maybe_sent: bool = True) -> None:

@@ -79,6 +79,9 @@ class Resolver:
         self._refused: dict[str, int] = {}
         #: Jobs followed here that took no job slot (``client.job(id)`` handles).
         self._slotless: set[str] = set()
+        #: Jobs whose status stream is open (or opening): at most the transport's
+        #: ``max_streams``; the job after them is polled instead.
+        self._streaming: set[str] = set()
         self.poller = Poller(self._check_key, poll, ctx.capabilities.expected_seconds)
 
     # -- the job table --------------------------------------------------------------------
@@ -111,10 +114,15 @@ class Resolver:
 
     def watch(self, key: str) -> None:
         """Start following a created job: fal's status stream where no webhook comes, and the
-        poller (a safety net when something else is expected to tell)."""
+        poller (a safety net when something else is expected to tell). With the transport's
+        ``max_streams`` streams open, the job is polled on the poller's schedule instead."""
         webhook = self._ctx.webhooks
-        if self._ctx.capabilities.status_stream and not webhook:
+        streams = self._ctx.capabilities.status_stream and not webhook
+        if streams and len(self._streaming) < self._transport.max_streams:
+            self._streaming.add(key)
             started = self._ctx.lifecycle.start_soon(self._watch_stream, key, name=f"stream {key}")
+            if not started:
+                self._streaming.discard(key)
             # Polls are only a net for a stalled stream (its end or failure polls at once).
             self.poller.add(key, webhook=False, watched=started)
         else:
@@ -363,6 +371,12 @@ class Resolver:
         return update
 
     async def _watch_stream(self, key: str) -> None:
+        try:
+            await self._follow_stream(key)
+        finally:
+            self._streaming.discard(key)  # its place frees (nobody waits for it)
+
+    async def _follow_stream(self, key: str) -> None:
         job = self.jobs.get(key)
         if job is None:
             return

@@ -40,7 +40,7 @@ from ._redact import redact_url, scrub, secrets_of
 from ._types import HTTPCall, HTTPReply
 from .providers import Provider
 
-__all__ = ["DEFAULT_MAX_DOWNLOAD_BYTES", "POOL_SIZE", "Transport"]
+__all__ = ["DEFAULT_MAX_DOWNLOAD_BYTES", "MAX_STREAMS", "POOL_SIZE", "Transport"]
 
 log = logging.getLogger("ltx2")
 
@@ -49,8 +49,16 @@ DEFAULT_MAX_DOWNLOAD_BYTES = 2 * 1024**3
 _CHUNK = 256 * 1024
 #: Same-origin redirects an API call follows (aiohttp's default is 10; providers use none).
 _MAX_API_REDIRECTS = 5
-#: Connections a transport's own session keeps to a host (and API calls in flight at once).
+#: Connections a transport's own session opens at once (API calls, downloads and status
+#: streams together; an injected session's connector limit stands in for it).
 POOL_SIZE = 256
+#: Status streams (fal's, where no webhook comes) a transport keeps open at once, at most:
+#: a quarter of its pool, and never more than this. A stream holds its connection for the
+#: job's life, so the places are set apart from the pool's: the other three quarters (192 of
+#: POOL_SIZE) stay for creates, polls and downloads, which a stream can never make wait. A
+#: job past the bound is polled on the poller's schedule instead; 64 streams already follow
+#: more jobs at once than the poller checks at once (its concurrency is 64 too).
+MAX_STREAMS = 64
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -142,12 +150,18 @@ class Transport:
         self._closed = False
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self.counts: dict[str, int] = {}
-        # API calls wait for a connection here, before aiohttp's timeouts start: aiohttp
-        # counts the wait for a pooled connection against ``connect`` and ``total``, so a
-        # fan-out of thousands of creates would fail the later ones as "timed out" though
-        # they were never sent. Free, it costs nothing (an asyncio.Semaphore does not yield).
-        limit = getattr(getattr(session, "connector", None), "limit", None) or POOL_SIZE
-        self._pool = asyncio.Semaphore(limit)
+        # Every request waits for a connection here, before aiohttp's timeouts start:
+        # aiohttp counts the wait for a pooled connection against ``connect`` and ``total``,
+        # so a fan-out of thousands of creates would fail the later ones as "timed out"
+        # though they were never sent. API calls and downloads share ``_pool``; status
+        # streams, which hold a connection for a job's life, have places of their own, so
+        # the two together never ask aiohttp for more connections than its pool holds.
+        # Free, a semaphore costs nothing (an asyncio.Semaphore does not yield).
+        self._pool_size = _pool_size(session)
+        #: How many status streams may be open at once (see :data:`MAX_STREAMS`).
+        self.max_streams = min(MAX_STREAMS, self._pool_size // 4)
+        self._pool = asyncio.Semaphore(self._pool_size - self.max_streams)
+        self._streams = asyncio.Semaphore(self.max_streams)
 
     @property
     def closed(self) -> bool:
@@ -164,7 +178,7 @@ class Transport:
                     connect=self.timeouts.connect,
                     sock_read=self.timeouts.read,
                 ),
-                connector=aiohttp.TCPConnector(limit=POOL_SIZE, enable_cleanup_closed=True),
+                connector=aiohttp.TCPConnector(limit=self._pool_size, enable_cleanup_closed=True),
                 raise_for_status=False,
             )
             self._own_session = True
@@ -259,6 +273,16 @@ class Transport:
                 TransportError(
                     f"{call.kind}: cannot connect to {_origin_text(call.url)}: "
                     f"{_scrub_error(exc, call)}",
+                    maybe_sent=False,
+                )
+            )
+        except aiohttp.ConnectionTimeoutError:
+            # ``connect`` ran out while waiting for a pooled connection or opening one: no
+            # byte of the request left (a timeout after sending is a SocketTimeoutError or
+            # the ``total`` one, below).
+            failure = _NotSent(
+                TransportError(
+                    f"{call.kind}: connecting to {_origin_text(call.url)} timed out",
                     maybe_sent=False,
                 )
             )
@@ -362,20 +386,26 @@ class Transport:
     # -- streams and downloads ------------------------------------------------------------
 
     async def events(self, call: HTTPCall) -> AsyncIterator[str]:
-        """The ``data:`` payloads of a server-sent-events stream (one request, no retries)."""
+        """The ``data:`` payloads of a server-sent-events stream (one request, no retries).
+
+        At most :attr:`max_streams` are open at once; one more waits for a place (the
+        caller keeps to the bound: past it, a job is polled instead)."""
         timeout = aiohttp.ClientTimeout(
             total=None, connect=self.timeouts.connect, sock_read=self.timeouts.read
         )
         failure: TransportError
         try:
-            async with self._open(
-                call.method,
-                call.url,
-                headers={**call.headers, "Accept": "text/event-stream"},
-                params=call.params,
-                timeout=timeout,
-                hop=self._api_hop(call),
-            ) as resp:
+            async with (
+                self._streams,
+                self._open(
+                    call.method,
+                    call.url,
+                    headers={**call.headers, "Accept": "text/event-stream"},
+                    params=call.params,
+                    timeout=timeout,
+                    hop=self._api_hop(call),
+                ) as resp,
+            ):
                 if resp.status >= 400:
                     body = await resp.content.read(4096)
                     raise self._api_error(
@@ -444,13 +474,16 @@ class Transport:
         )
         failure: TransportError
         try:
-            async with self._open(
-                "GET",
-                url,
-                timeout=timeout,
-                hop=self._download_hop(),
-                max_redirects=self.download_policy.max_redirects,
-            ) as resp:
+            async with (
+                self._pool,
+                self._open(
+                    "GET",
+                    url,
+                    timeout=timeout,
+                    hop=self._download_hop(),
+                    max_redirects=self.download_policy.max_redirects,
+                ) as resp,
+            ):
                 if resp.status >= 400:
                     body = await resp.content.read(4096)
                     raise self._api_error(HTTPReply(resp.status, resp.headers, body), "GET", url)
@@ -484,13 +517,16 @@ class Transport:
         done = 0
         failure: TransportError
         try:
-            async with self._open(
-                "GET",
-                url,
-                timeout=timeout,
-                hop=self._download_hop(),
-                max_redirects=self.download_policy.max_redirects,
-            ) as resp:
+            async with (
+                self._pool,
+                self._open(
+                    "GET",
+                    url,
+                    timeout=timeout,
+                    hop=self._download_hop(),
+                    max_redirects=self.download_policy.max_redirects,
+                ) as resp,
+            ):
                 if resp.status >= 400:
                     body = await resp.content.read(4096)
                     raise self._api_error(HTTPReply(resp.status, resp.headers, body), "GET", url)
@@ -526,6 +562,17 @@ class Transport:
 
 
 _HopCheck = Callable[[int, str], Awaitable[None]]
+
+
+def _pool_size(session: aiohttp.ClientSession | None) -> int:
+    """The connections a transport may hold at once: :data:`POOL_SIZE` for its own session,
+    an injected session's connector limit (its per-host one where that is lower: a
+    provider's calls go to one host), or POOL_SIZE where the connector sets none."""
+    connector = session.connector if session is not None else None
+    if connector is None:
+        return POOL_SIZE
+    limits = [n for n in (connector.limit, connector.limit_per_host) if n > 0]
+    return min(limits) if limits else POOL_SIZE
 
 
 class _NotSent(Exception):

@@ -208,11 +208,16 @@ class FalAPI(ProviderAPI):
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
+        stats = self.emu.stats_for(self.name)
+        stats["streams_open"] += 1
+        stats["max_streams_open"] = max(stats["max_streams_open"], stats["streams_open"])
         try:
             await self._stream_events(request, response, job, with_logs)
         except ConnectionResetError:
             # The client went away (it closed, or it had what it wanted): nothing to answer.
             return response
+        finally:
+            stats["streams_open"] -= 1
         await response.write_eof()
         return response
 

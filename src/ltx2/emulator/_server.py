@@ -916,6 +916,9 @@ def _new_stats() -> dict[str, Any]:
         "faults": dict.fromkeys(FAULT_NAMES, 0),
         "status_requests_by_job": {},
         "max_concurrent_seen": {},
+        # fal's status streams open now, and the most ever open at once.
+        "streams_open": 0,
+        "max_streams_open": 0,
     }
 
 
