@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 import os
 import re
@@ -62,7 +63,10 @@ __all__ = [
     "VideoRequest",
     "VideoRequestFields",
     "VideoRequestOverrides",
+    "data_uri",
+    "image_reference",
     "sniff_image",
+    "stored_image",
 ]
 
 Duration = Literal[6, 8, 10, 12, 14, 16, 18, 20]
@@ -201,8 +205,40 @@ class ImageSource:
         """The image as a ``data:`` URI."""
         if self.kind == "data" and self.url is not None:
             return self.url
-        raw = await self.read()
-        return f"data:{self.mime};base64,{base64.b64encode(raw).decode()}"
+        return data_uri(await self.read(), self.mime)
+
+
+def data_uri(data: bytes, mime: str | None) -> str:
+    """``data`` as a base64 ``data:`` URI of type ``mime``."""
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def image_reference(data: bytes, mime: str | None) -> dict[str, Any]:
+    """What a job record keeps of an image that went to the provider inline (as a data URI):
+    ``{"sha256": <hex digest>, "bytes": <size>, "mime": <type>}``, never the image itself.
+
+    An image given as a URL, or uploaded (Eachlabs' presigned upload, fal's storage, the
+    caller's ``uploader=``), is kept as that URL instead. Nothing reads the image back from a
+    record: a job is created once, and resume() re-attaches it by its id (or, for a create
+    whose reply never came, by its prompt), so the reference only says which image it was."""
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "mime": mime}
+
+
+def stored_image(value: Any) -> Any:
+    """``value`` as a job record keeps it: a URL, a reference or None as it is; a data URI
+    (what records written by earlier versions of ltx2 hold) becomes its
+    :func:`image_reference`. Total: an undecodable one is referred to by its text's digest."""
+    if not (isinstance(value, str) and value[:5].lower() == "data:"):
+        return value
+    match = _DATA_URI.match(value[:256])
+    declared = match.group("mime") if match is not None else None
+    try:
+        raw = base64.b64decode(value[match.end() :] if match is not None else "", validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if match is None or not raw:
+        return image_reference(value.encode(errors="replace"), declared)
+    return image_reference(raw, sniff_image(raw[:32]) or declared)
 
 
 def _check_image_bytes(head: bytes, size: int, field: str, shown: Any) -> str:
@@ -481,13 +517,14 @@ class VideoRequest(BaseModel):
         return self.model_dump(exclude={"image", "prompt"})
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-able form for stores. A bytes image is kept as a data URI."""
+        """The whole request as JSON, a bytes image as a data URI (so it can be rebuilt).
+        Job records keep less: the image's URL or :func:`image_reference`."""
         d = self.params()
         d["prompt"] = self.prompt
         img = self.image
         if isinstance(img, bytes):
             src = resolve_image(img)
-            d["image"] = f"data:{src.mime};base64,{base64.b64encode(img).decode()}"
+            d["image"] = data_uri(img, src.mime)
         elif img is not None:
             d["image"] = os.fspath(img)
         else:

@@ -26,7 +26,7 @@ from ._errors import (
 )
 from ._job import Job
 from ._limits import CreatePermit
-from ._request import ImageSource, VideoRequest
+from ._request import ImageSource, VideoRequest, data_uri, image_reference
 from ._shield import outlive_cancel
 from ._types import HTTPCall, JobStatus, StatusUpdate
 from .providers import PROVIDERS, Created, get
@@ -141,21 +141,30 @@ class Submitter:
                     field="image", value=f"<{src.size} bytes>", allowed=f"<= {limit} bytes",
                 )  # fmt: skip
 
-    async def _image_url(self, src: ImageSource | None) -> str | None:
+    async def _image(self, src: ImageSource | None) -> tuple[str | None, Any]:
+        """The image as the provider gets it (a URL or a data URI) and as the job's record
+        keeps it: that URL, or for an image sent inline its digest and size
+        (:func:`ltx2._request.image_reference`), never its bytes."""
         if src is None:
-            return None
-        if src.kind in ("url", "data"):
-            return src.url
+            return None, None
+        if src.kind == "url":
+            return src.url, src.url
+        if src.kind == "data":
+            assert src.data is not None
+            return src.url, image_reference(src.data, src.mime)
         if self._ctx.uploader is not None:
-            return await self._upload_by_user(src)
+            url = await self._upload_by_user(src)
+            return url, url
         caps = self._ctx.capabilities
         size = src.size or 0
         limit = caps.max_data_uri_bytes
         fits = caps.data_uri and (limit is None or size <= limit)
         threshold = getattr(self._provider, "data_uri_threshold", DATA_URI_THRESHOLD)
         if fits and (not caps.upload or size <= threshold):
-            return await src.as_data_uri()
-        return await self._upload(src)
+            raw = await src.read()
+            return data_uri(raw, src.mime), image_reference(raw, src.mime)
+        url = await self._upload(src)
+        return url, url
 
     async def _upload_by_user(self, src: ImageSource) -> str:
         assert self._ctx.uploader is not None
@@ -204,11 +213,11 @@ class Submitter:
         """Create one job (``req`` already checked; the client running) and return it once
         the provider has accepted it. See :meth:`ltx2.Client.submit`."""
         ctx = self._ctx
-        image_url = await self._image_url(req.image_source())
+        image_url, image = await self._image(req.image_source())
         webhook = ctx.webhooks
         record = new_record(
             ctx.name,
-            {**req.params(), "prompt": req.prompt, "image": image_url},
+            {**req.params(), "prompt": req.prompt, "image": image},
             owner=ctx.owner,
             with_secret=webhook and ctx.capabilities.webhooks == "secret",
             scope=ctx.scope,

@@ -9,6 +9,9 @@ nothing else; what comes back is a copy; concurrent changes lose nothing.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import json
 from typing import Any
 
 import pytest
@@ -568,6 +571,44 @@ async def test_changing_nested_values_of_a_returned_record_does_not_change_the_s
     assert again is not None
     assert again.meta == {"a": "1"}
     assert again.request["prompt"] == "a cat"
+
+
+async def test_changing_a_returned_records_image_reference_does_not_change_the_store(
+    store: Store,
+) -> None:
+    image = {"sha256": "ab" * 32, "bytes": 940_000, "mime": "image/png"}
+    rec = record(image=dict(image))
+    await store.add(rec)
+    got = await store.get(rec.key)
+    assert got is not None
+    got.request["image"]["bytes"] = 1
+    heard = Recorder()
+    store.subscribe(heard)
+    changed = await store.update(rec.key, RUNNING)
+    assert changed is not None
+    changed.request["image"]["sha256"] = "vandal"
+    heard.heard[0].request["image"]["mime"] = "vandal"
+    again = await store.get(rec.key)
+    assert again is not None
+    assert again.request["image"] == image
+
+
+async def test_a_record_never_holds_an_inline_image(store: Store) -> None:
+    """A data URI given to a record (as earlier versions stored every inline image) is kept
+    as its digest, size and type: no store holds or publishes the image itself."""
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+    uri = "data:image/png;base64," + base64.b64encode(png).decode()
+    rec = record(image=uri)
+    heard = Recorder()
+    store.subscribe(heard)
+    await store.add(rec)
+    await store.set_created(rec.key, "j-img", {}, QUEUED)
+    reference = {"sha256": hashlib.sha256(png).hexdigest(), "bytes": len(png), "mime": "image/png"}
+    for got in (await store.get(rec.key), await store.find("fal", "j-img"), *heard.heard):
+        assert got is not None
+        assert got.request["image"] == reference
+        assert got.request["prompt"] == "a cat"
+        assert len(json.dumps(got.to_json())) < 2048
 
 
 async def test_changing_a_record_after_add_does_not_change_the_store(

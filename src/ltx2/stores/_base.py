@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._request import stored_image
 from .._types import JobStatus, StatusUpdate
 
 log = logging.getLogger("ltx2.stores")
@@ -36,6 +37,11 @@ __all__ = ["ChangeListener", "JobRecord", "Store", "new_record"]
 class JobRecord:
     """One job as the store keeps it.
 
+    ``request`` is what was asked for: the generation parameters, ``prompt``, and ``image``:
+    the URL the provider fetched it from (the caller's, or where ltx2 or the caller's
+    ``uploader=`` put it), ``{"sha256", "bytes", "mime"}`` for an image sent inline
+    (:func:`ltx2._request.image_reference`), or None; never the image's bytes, so a record
+    stays small (it is rewritten, and with Redis published, on every change).
     ``key`` is ltx2's own id for the job (not secret; logged). ``token`` is the 128-bit
     secret in the webhook URL; ``webhook_secret`` the per-job secret a provider echoes back
     (Eachlabs). ``job_id`` is the provider's id, ``None`` until the create reply is read.
@@ -96,7 +102,7 @@ class JobRecord:
         return cls(
             key=d["key"],
             provider=d["provider"],
-            request=d["request"],
+            request=_stored_request(d["request"]),
             token=d["token"],
             webhook_secret=d.get("webhook_secret"),
             job_id=d.get("job_id"),
@@ -131,7 +137,7 @@ def new_record(
     return JobRecord(
         key=uuid.uuid4().hex,
         provider=provider,
-        request=request,
+        request=_stored_request(request),
         token=secrets.token_urlsafe(16),  # 16 bytes = 128 bits
         webhook_secret=secrets.token_urlsafe(24) if with_secret else None,
         owner=owner,
@@ -139,6 +145,16 @@ def new_record(
         updated_at=now,
         scope=scope,
     )
+
+
+def _stored_request(request: dict[str, Any]) -> dict[str, Any]:
+    """``request`` with its image as a record keeps it: an inline image (a data URI, as
+    records from earlier versions hold it) becomes its digest and size, so an old record
+    loads as it is and its next write is small."""
+    image = request.get("image")
+    if isinstance(image, str) and image[:5].lower() == "data:":
+        return {**request, "image": stored_image(image)}
+    return request
 
 
 def in_scope(record: JobRecord, provider: str | None, scope: str | None) -> bool:
@@ -221,8 +237,12 @@ def copy_record(record: JobRecord) -> JobRecord:
     Built field by field: it runs on every change (the receiver's hot path), and
     ``dataclasses.replace`` costs several times as much."""
     r = record
+    request = dict(r.request)
+    image = request.get("image")
+    if type(image) is dict:  # an inline image's reference: shared by no copy either
+        request["image"] = dict(image)
     return JobRecord(
-        r.key, r.provider, dict(r.request), r.token, r.webhook_secret, r.job_id, r.update,
+        r.key, r.provider, request, r.token, r.webhook_secret, r.job_id, r.update,
         r.delivery, dict(r.meta), r.owner, r.created_at, r.updated_at, r.scope,
     )  # fmt: skip
 
