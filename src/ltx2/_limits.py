@@ -55,22 +55,25 @@ def key_fingerprint(provider: str, api_key: str) -> str:
 class CreatePermit:
     """One create let go by a limiter. Call :meth:`answered` when its reply (or its failure)
     came back: a shared window then dates the create by when the provider had surely seen it,
-    not by when it was let go (another process's next create is timed from it)."""
+    not by when it was let go (another process's next create is timed from it); and a create
+    the provider accepted lifts a 429's hold-off set before its reply (the provider takes
+    creates again)."""
 
     __slots__ = ("_on_answer",)
 
-    def __init__(self, on_answer: Callable[[], None] | None = None) -> None:
+    def __init__(self, on_answer: Callable[[bool], None] | None = None) -> None:
         self._on_answer = on_answer
 
-    def answered(self) -> None:
-        """The create's reply came back (idempotent)."""
+    def answered(self, *, accepted: bool = False) -> None:
+        """The create's reply came back (idempotent: only the first call counts).
+
+        ``accepted``: the reply was a success (2xx, a job id read from it). Every hold-off a
+        429 set before this call is then lifted, in this process and (with a shared backend)
+        in every replica; a 429 that comes after it holds on. Call it as the reply is read,
+        with no await in between, so that "before" is the order replies came in."""
         on_answer, self._on_answer = self._on_answer, None
         if on_answer is not None:
-            on_answer()
-
-
-#: The permit of a limiter that has nothing to do when a create is answered.
-_NO_ANSWER = CreatePermit()
+            on_answer(accepted)
 
 
 @runtime_checkable
@@ -87,7 +90,9 @@ class Limiter(Protocol):
         """Take a slot without waiting, for a job already running at the provider (resume)."""
 
     def penalize(self, seconds: float) -> None:
-        """The provider answered 429: send no create for ``seconds``."""
+        """The provider answered 429: send no create for ``seconds`` (the caller caps it,
+        at ``RetryPolicy.max_retry_after``), unless a create accepted after this call
+        (:meth:`CreatePermit.answered`) lifts the hold first."""
 
     async def aclose(self) -> None:
         """This client is done with the limiter (it frees what only this client used)."""
@@ -124,7 +129,8 @@ class KeyLimiter:
     unfinished jobs, first come first served) and then until the create window has room (at
     most ``limits.creates_per_period`` creates in any ``limits.period`` seconds) and past any
     hold-off a 429 asked for; ``release_slot()`` frees the slot when the job ends (or its create
-    failed). ``penalize(seconds)`` holds every create back after a 429's ``Retry-After``.
+    failed). ``penalize(seconds)`` holds every create back after a 429's ``Retry-After``, until
+    then or until a create is accepted (``CreatePermit.answered(accepted=True)``) after it.
 
     ``in_flight`` counts the slots taken (a resumed job may be counted in directly: waiters
     compare against it, so the cap holds either way); ``max_in_flight`` is its high-water mark.
@@ -144,6 +150,8 @@ class KeyLimiter:
         self._taken: list[float] | None = None
         self._window_lock = anyio.Lock()
         self._not_before = -math.inf
+        # The sleep of the waiter held back by a 429, which a lift cuts short.
+        self._held: anyio.CancelScope | None = None
         self._waiters: deque[anyio.Event] = deque()
         self.in_flight = 0
         self.max_in_flight = 0
@@ -157,12 +165,23 @@ class KeyLimiter:
             self.release_slot()
             raise
         place, self._taken = self._taken, None
-        if place is None:
-            return _NO_ANSWER
-        # A create is let go now but reaches the provider a little later (later still on a
-        # loaded machine): dated again by its reply, the window counts it from a moment the
-        # provider had surely seen it.
-        return CreatePermit(lambda: place.__setitem__(0, max(place[0], self._clock())))
+        return CreatePermit(lambda accepted: self._answered(place, accepted))
+
+    def _answered(self, place: list[float] | None, accepted: bool) -> None:
+        if place is not None:
+            # A create is let go now but reaches the provider a little later (later still on
+            # a loaded machine): dated again by its reply, the window counts it from a moment
+            # the provider had surely seen it.
+            place[0] = max(place[0], self._clock())
+        if accepted:
+            self._lift()
+
+    def _lift(self) -> None:
+        """A create was accepted: the provider takes creates again, so the hold-off of every
+        429 that came before now ends now (one that comes later holds again)."""
+        self._not_before = -math.inf
+        if self._held is not None:
+            self._held.cancel()
 
     async def _acquire_slot(self) -> bool:
         """Take a slot; returns whether it had to wait for one."""
@@ -207,7 +226,9 @@ class KeyLimiter:
             while True:
                 now = self._clock()
                 if self._not_before - now > _EPSILON:
-                    await self._sleep(self._not_before - now)
+                    with anyio.CancelScope() as self._held:
+                        await self._sleep(self._not_before - now)
+                    self._held = None
                     continue
                 if n is None:
                     return

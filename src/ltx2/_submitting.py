@@ -283,21 +283,29 @@ class Submitter:
         return job
 
     async def _send_create(self, call: HTTPCall, permit: CreatePermit) -> Created:
+        # The permit is answered as the reply is read, with no await in between: a shared
+        # window dates the create by its reply, and an accepted create lifts the hold-off of
+        # any 429 that came before it (the provider takes creates again).
         try:
             reply = await self._transport.send(call)
-        finally:
-            permit.answered()  # a shared window dates the create by its reply
+        except BaseException:
+            permit.answered()
+            raise
         try:
-            return self._provider.parse_create(reply)
+            created = self._provider.parse_create(reply)
         except LTX2Error:
+            permit.answered()
             raise
         except Exception as exc:
+            permit.answered()
             # Parsers are total (a result or ValueError), but whatever one raises, the create
             # was sent and may have started a job: it is an unreadable reply (see _abandon:
             # the record stays UNKNOWN for resume()), never a raw error for the caller.
             raise TransportError(
                 f"{self._ctx.name} sent an unreadable create reply: {exc}"
             ) from None
+        permit.answered(accepted=True)
+        return created
 
     async def _settle_cancelled_create(
         self, record: JobRecord, sending: asyncio.Task[Created]

@@ -5,6 +5,8 @@ Layout (``{p}`` the prefix; ``{s}`` the scope, ``{provider}:{fingerprint}`` of t
     {p}:limits:{s}:slots      zset slot id -> its lease's expiry       (jobs in flight)
     {p}:limits:{s}:creates    zset create id -> when it was let go     (the sliding window)
     {p}:limits:{s}:hold       no create before this time               (a 429's Retry-After)
+    {p}:limits:{s}:hold:at    when the latest 429 holding it came      (µs)
+    {p}:limits:{s}:lifted:at  when the latest accepted create's reply came (µs)
     {p}:limits:{s}:queue      zset waiter -> ticket                    (who asked first)
     {p}:limits:{s}:waiters    zset waiter -> expiry                    (waiters still asking)
     {p}:limits:{s}:tickets    the ticket counter
@@ -15,6 +17,12 @@ A create is dated twice: when it is let go, and (later, never earlier) when its 
 (:meth:`CreatePermit.answered`), since between the two the provider saw it at a moment no
 replica knows; another replica's create, a window later, is timed from the later date, so a
 create that was slow to leave cannot make the next one arrive inside the provider's window.
+
+A 429 holds every replica's creates back (capped at ``max_hold``); a create accepted after it
+lifts the hold everywhere (the provider takes creates again), but only a hold set by 429s that
+came before the accepted reply: each is dated by when it came in its process (the Redis time of
+its script, less how long the script took to leave), and the later date wins whichever script
+runs first. A lift is announced on the scope's channel, so waiting replicas go at once.
 
 One Lua script decides a create, atomically: it drops slots whose lease expired (a replica
 that died), creates older than the window and waiters that stopped asking; then grants a slot
@@ -76,6 +84,11 @@ _POLL_MAX = 0.2
 _WAITER_TTL_MS = 2000
 #: While Redis is unreachable, creates ask again this often (seconds).
 _DOWN_RETRY = 0.25
+#: A waiter held back by a 429 asks again at least this often (seconds), should the
+#: announcement of a lift be lost.
+_HOLD_POLL = 1.0
+#: How long an accepted create's date is kept for a 429's script that comes late (ms).
+_LIFTED_TTL_MS = 60_000
 
 _ACQUIRE = """
 local t = redis.call('TIME')
@@ -115,14 +128,15 @@ if wait == 0 and not blocked then
     redis.call('ZADD', KEYS[2], now, ARGV[8])
     redis.call('PEXPIRE', KEYS[2], period + 1000)
   end
-  return {1, 0}
+  return {1, 0, 0}
 end
 redis.call('ZADD', KEYS[5], now + wait + wttl, ARGV[1])
 redis.call('PEXPIRE', KEYS[4], keep + wait)
 redis.call('PEXPIRE', KEYS[5], keep + wait)
 redis.call('PEXPIRE', KEYS[6], keep + wait)
-if wait == 0 then return {0, -1} end
-return {0, wait}
+if wait == 0 then return {0, -1, 0} end
+if hold > now and hold - now >= wait then return {0, wait, 1} end
+return {0, wait, 0}
 """
 
 # Renew (or take, for a resumed job) the leases of these slots: ARGV[1] the lease (ms), the
@@ -145,27 +159,57 @@ redis.call('PUBLISH', ARGV[2], '1')
 return 1
 """
 
-# Date a create by when its reply came back (ARGV[1] its id; only later, never earlier).
+# A create's reply came back. KEYS: creates, hold, hold:at, lifted:at. ARGV[1] its id in the
+# window ('' for none): dated by now (only later, never earlier). ARGV[2] '1' if it was
+# accepted: then, dated ARGV[3] µs ago, it lifts a hold whose every 429 came no later, and
+# leaves its date (for ARGV[5] ms) to a 429's script that comes late but came before it;
+# ARGV[4] the channel the lift is announced on.
 _ANSWERED = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], 'XX', 'GT', now, ARGV[1])
-return 1
+if ARGV[1] ~= '' then redis.call('ZADD', KEYS[1], 'XX', 'GT', now, ARGV[1]) end
+if ARGV[2] ~= '1' then return 0 end
+local at = tonumber(t[1]) * 1000000 + tonumber(t[2]) - tonumber(ARGV[3])
+local lifted = tonumber(redis.call('GET', KEYS[4]) or '-1')
+if at > lifted then
+  redis.call('SET', KEYS[4], string.format('%d', at), 'PX', tonumber(ARGV[5]))
+end
+local held = tonumber(redis.call('GET', KEYS[3]) or '-1')
+if redis.call('EXISTS', KEYS[2]) == 1 and held <= at then
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('PUBLISH', ARGV[4], 'lift')
+  return 1
+end
+return 0
 """
 
-# Hold every create back for ARGV[1] ms (never shortening a longer hold).
+# Hold every create back for ARGV[1] ms (never shortening a longer hold), for a 429 that came
+# ARGV[2] µs ago; not if a create accepted after it lifted the hold already. KEYS: hold,
+# hold:at, lifted:at.
 _HOLD = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local at = tonumber(t[1]) * 1000000 + tonumber(t[2]) - tonumber(ARGV[2])
+if at <= tonumber(redis.call('GET', KEYS[3]) or '-1') then return 0 end
 local ms = tonumber(ARGV[1])
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if now + ms > cur then redis.call('SET', KEYS[1], now + ms, 'PX', ms) end
+local held = tonumber(redis.call('GET', KEYS[2]) or '-1')
+local ttl = redis.call('PTTL', KEYS[1])
+if at > held and ttl > 0 then
+  redis.call('SET', KEYS[2], string.format('%d', at), 'PX', ttl)
+end
 return 1
 """
 
 
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
+
+
+def _age_us(since: float) -> int:
+    """Microseconds from ``since`` (``time.monotonic()``) to now."""
+    return max(0, round((time.monotonic() - since) * 1e6))
 
 
 class RedisLimits:
@@ -181,7 +225,8 @@ class RedisLimits:
     closed here). ``prefix`` namespaces the keys (as the store's). ``down_timeout``: how long a
     create waits for an unreachable Redis before it raises :class:`ltx2.TransportError` (the
     caller's own timeout may end it sooner); it never goes ahead without the limits.
-    ``max_hold``: the longest a 429's ``Retry-After`` holds every replica back.
+    ``max_hold``: the longest a 429's ``Retry-After`` holds every replica back; a create
+    accepted after the 429 (by any replica) lifts the hold at once.
     """
 
     def __init__(
@@ -270,6 +315,7 @@ class _RedisKeyLimiter:
         self.limits = limits
         self._keys = [f"{base}:{kind}" for kind in ("slots", "creates", "hold")]
         self._keys += [f"{base}:{kind}" for kind in ("queue", "waiters", "tickets")]
+        self._hold_keys = [f"{base}:hold", f"{base}:hold:at", f"{base}:lifted:at"]
         self._channel = f"{base}:released"
         self._listener: asyncio.Task[None] | None = None
         # Names its slots and its place in the queue; host and pid tell an operator (and a
@@ -282,7 +328,11 @@ class _RedisKeyLimiter:
         self._lock = asyncio.Lock()  # one caller of this process asks Redis at a time
         self._released = asyncio.Event()
         self._held: list[str] = []
+        # A 429's hold-off in this process, until its hold is in Redis (which then decides).
         self._not_before = 0.0
+        self._holds_out = 0  # hold scripts not yet run
+        # Set (and replaced) when a hold ends early: lifted here, or announced by a replica.
+        self._hold_changed = asyncio.Event()
         self._renewer: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self.users = 0
@@ -300,7 +350,8 @@ class _RedisKeyLimiter:
             while True:
                 hold = self._not_before - time.monotonic()
                 if hold > 0:
-                    await asyncio.sleep(hold)
+                    await self._wait_hold(hold)
+                    continue
                 self._released.clear()  # a release from now on wakes the wait below
                 slot = self._new_id()
                 client, scripts = self._backend._redis()
@@ -315,7 +366,9 @@ class _RedisKeyLimiter:
                     slot,
                 ]
                 try:
-                    granted, wait_ms = await scripts[0](keys=self._keys, args=args, client=client)
+                    granted, wait_ms, held = await scripts[0](
+                        keys=self._keys, args=args, client=client
+                    )
                 except asyncio.CancelledError:
                     # The script may have run: give back a slot it may have granted.
                     self._spawn(self._release(slot))
@@ -338,10 +391,15 @@ class _RedisKeyLimiter:
                 down_since = None
                 if int(granted):
                     self._take(slot if limits.max_concurrent is not None else None)
-                    if limits.creates_per_period is None:
-                        return CreatePermit()
-                    return CreatePermit(functools.partial(self._on_answer, slot))
+                    in_window = slot if limits.creates_per_period is not None else ""
+                    return CreatePermit(functools.partial(self._on_answer, in_window))
                 wait_ms = int(wait_ms)
+                if int(held):
+                    # A 429's hold: a create accepted anywhere ends it (announced).
+                    self._start_listener()
+                    await self._wait_hold(min(wait_ms / 1000, _HOLD_POLL))
+                    poll = _POLL_MIN
+                    continue
                 if wait_ms >= 0:
                     await asyncio.sleep(wait_ms / 1000)
                     poll = _POLL_MIN
@@ -392,25 +450,58 @@ class _RedisKeyLimiter:
         seconds = min(seconds, self._backend.max_hold)
         if seconds <= 0:
             return
-        self._not_before = max(self._not_before, time.monotonic() + seconds)
-        self._spawn(self._hold(seconds))
+        now = time.monotonic()
+        self._not_before = max(self._not_before, now + seconds)
+        self._holds_out += 1
+        self._spawn(self._hold(seconds, now))
 
-    def _on_answer(self, create: str) -> None:
-        self._spawn(self._answered(create))
+    def _on_answer(self, create: str, accepted: bool) -> None:
+        now = time.monotonic()
+        if accepted:
+            # Every 429 this process saw came before: its hold ends here now, and in Redis
+            # when the script runs (dated now, so a later 429 there holds on).
+            self._not_before = 0.0
+            self._notify_hold()
+        elif not create:
+            return  # no window to date it in, nothing to lift
+        self._spawn(self._answered(create, accepted, now))
 
-    async def _answered(self, create: str) -> None:
+    async def _answered(self, create: str, accepted: bool, at: float) -> None:
+        keys = [self._keys[1], *self._hold_keys[:3]]
         try:
             client, scripts = self._backend._redis()
-            await scripts[3](keys=[self._keys[1]], args=[create], client=client)
+            args: list[str | int] = [create, "1" if accepted else "0", _age_us(at)]
+            args += [self._channel, _LIFTED_TTL_MS]
+            await scripts[3](keys=keys, args=args, client=client)
         except down_errors() as exc:
-            self._backend._went_down(exc)  # its grant time stands
+            self._backend._went_down(exc)  # its grant time (and any hold) stands
 
-    async def _hold(self, seconds: float) -> None:
+    async def _hold(self, seconds: float, at: float) -> None:
+        landed = False
         try:
             client, scripts = self._backend._redis()
-            await scripts[2](keys=[self._keys[2]], args=[_ms(seconds)], client=client)
+            args = [_ms(seconds), _age_us(at)]
+            await scripts[2](keys=self._hold_keys, args=args, client=client)
+            landed = True
         except down_errors() as exc:
-            self._backend._went_down(exc)
+            self._backend._went_down(exc)  # held here still
+        finally:
+            self._holds_out -= 1
+        if landed and self._holds_out == 0:
+            # Redis has every hold this process saw (or knew a create accepted after it):
+            # from now on it decides, so that a replica's lift frees this one too.
+            self._not_before = 0.0
+            self._notify_hold()
+
+    def _notify_hold(self) -> None:
+        """A hold ended early: wake those waiting it out."""
+        changed, self._hold_changed = self._hold_changed, asyncio.Event()
+        changed.set()
+
+    async def _wait_hold(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if a hold ends early."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._hold_changed.wait(), seconds)
 
     async def _renew(self, slots: list[str]) -> None:
         client, scripts = self._backend._redis()
@@ -451,7 +542,10 @@ class _RedisKeyLimiter:
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
                     if message is not None:
-                        self._released.set()
+                        if message.get("data") in ("lift", b"lift"):
+                            self._notify_hold()  # a replica's create was accepted
+                        else:
+                            self._released.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
