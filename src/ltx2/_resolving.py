@@ -112,6 +112,15 @@ class Resolver:
         self.poller.add(job.key, webhook=False)
         self.poller.poll_now(job.key)
 
+    def follow_created(self, job: Job, update: StatusUpdate) -> None:
+        """Follow a job whose create the store failed to record (no change was published):
+        its first status is applied here, and it is polled like any other."""
+        job._apply(update)
+        if job.done:
+            self.forget(job.key)
+        elif job.key in self.jobs:
+            self.watch(job.key)
+
     def watch(self, key: str) -> None:
         """Start following a created job: fal's status stream where no webhook comes, and the
         poller (a safety net when something else is expected to tell). With the transport's

@@ -52,6 +52,14 @@ CREATE_CANCEL_GRACE = 10.0
 #: What the shielded settling of a cancelled create may take beyond that (its store writes).
 _SETTLE_SLACK = 5.0
 
+#: A create reply the store failed to record is retried after this long, doubling up to
+#: :data:`_RECORD_RETRY_MAX` seconds (a store retries on its own first: Redis for 1.5 s).
+_RECORD_RETRY_FIRST = 0.05
+_RECORD_RETRY_MAX = 5.0
+#: How many times a failed create's record is settled (deleted, or kept as UNKNOWN) before
+#: the store's error is logged and the record left as it is.
+_ABANDON_TRIES = 4
+
 SUBMITTED = StatusUpdate(JobStatus.QUEUED, "submitted")
 UNANSWERED = StatusUpdate(JobStatus.UNKNOWN, "create-unanswered")
 
@@ -272,15 +280,53 @@ class Submitter:
             raise
         job.id = created.job_id
         job.meta = dict(created.meta)
-        rec = await self._store.set_created(
-            record.key, created.job_id, dict(created.meta), created.update or SUBMITTED
-        )
+        first = created.update or SUBMITTED
+        try:
+            rec = await self._store.set_created(
+                record.key, created.job_id, dict(created.meta), first
+            )
+        except Exception as exc:
+            # The job exists at the provider (and is paid for): the caller gets it, this
+            # client follows it, and the record is completed in the background.
+            log.warning(
+                "recording the create of %s job %s (key %s) failed: %r; retrying in the "
+                "background", ctx.name, created.job_id, record.key, exc,
+            )  # fmt: skip
+            self._resolver.follow_created(job, first)
+            if not ctx.lifecycle.start_soon(
+                self._record_created, job, created, name=f"record {record.key}"
+            ):
+                log.warning(
+                    "the client is closing: the record of %s job %s (key %s) keeps no id",
+                    ctx.name, created.job_id, record.key,
+                )  # fmt: skip
+            return job
         if rec is not None and not rec.terminal and record.key in self._resolver.jobs:
             self._resolver.watch(record.key)
             if rec.delivery is not None:
                 await self._resolver.handle_delivery(rec)
         log.info("submitted %s job %s (key %s)", ctx.name, job.id, record.key)
         return job
+
+    async def _record_created(self, job: Job, created: Created) -> None:
+        """Retry ``set_created`` until the store takes it (the client's task group runs
+        this; closing the client stops it). Meanwhile the job is polled like any other:
+        what it became is what the record gets (a later status is never turned back)."""
+        delay = _RECORD_RETRY_FIRST
+        while True:
+            await anyio.sleep(delay)
+            try:
+                rec = await self._store.set_created(
+                    job.key, created.job_id, dict(created.meta), job.last_update
+                )
+            except Exception as exc:
+                log.debug("recording %s job %s failed again: %r", job.provider, job.id, exc)
+                delay = min(delay * 2, _RECORD_RETRY_MAX)
+                continue
+            break
+        log.info("recorded the create of %s job %s (key %s)", job.provider, job.id, job.key)
+        if rec is not None and rec.delivery is not None and job.key in self._resolver.jobs:
+            await self._resolver.handle_delivery(rec)
 
     async def _send_create(self, call: HTTPCall, permit: CreatePermit) -> Created:
         # The permit is answered as the reply is read, with no await in between: a shared
@@ -386,10 +432,21 @@ class Submitter:
         )
         if isinstance(exc, ValueError) and isinstance(exc, LTX2Error):
             maybe_created = False
-        if maybe_created:
-            await self._store.update(record.key, UNANSWERED)
-        else:
-            await self._store.delete(record.key)
+        # Tried again on a store error (within the settle's grace): a record left behind
+        # with no status would come back from resume() as a create that may have been sent.
+        delay = _RECORD_RETRY_FIRST
+        for attempt in range(_ABANDON_TRIES):
+            try:
+                if maybe_created:
+                    await self._store.update(record.key, UNANSWERED)
+                else:
+                    await self._store.delete(record.key)
+                return
+            except Exception:
+                if attempt + 1 == _ABANDON_TRIES:
+                    raise
+            await anyio.sleep(delay)
+            delay *= 2
 
 
 def _providers_where(test: Any) -> str:
