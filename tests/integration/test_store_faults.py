@@ -23,7 +23,7 @@ from ltx2.stores._base import ChangeListener
 
 pytest.importorskip("av")
 redis_exceptions = pytest.importorskip("redis.exceptions")
-from ltx2.emulator import Emulator
+from ltx2.emulator import Emulator  # noqa: E402
 
 SCALE = 0.002
 IMAGE = "https://images.example.com/cat.png"  # stub mode takes remote URLs as reachable
@@ -152,7 +152,7 @@ async def test_two_hundred_jobs_through_a_store_failing_one_call_in_ten() -> Non
                 except Exception as exc:
                     await_results.append(exc)
 
-            gathered: list[list[object]] = []
+            gathered: list[list[ltx2.Video | BaseException]] = []
 
             async def fan_out(tag: str) -> None:
                 gathered.append(
@@ -191,7 +191,7 @@ async def test_two_hundred_jobs_through_a_store_failing_one_call_in_ten() -> Non
             assert len(videos) == 10
 
             # Every record has a status (none is left "create sent, no reply read").
-            records = list(inner._records.values())  # type: ignore[attr-defined]
+            records = list(inner._records.values())
             assert records
             assert [r.key for r in records if r.update is None] == []
             assert [r.key for r in records if r.job_id and not r.terminal] == []
