@@ -204,7 +204,8 @@ class Transport:
             attempt += 1
             self.counts[call.kind] = self.counts.get(call.kind, 0) + 1
             try:
-                reply = await self._send_once(call)
+                async with self._pool:
+                    reply = await self._send_pooled(call)
             except _NotSent as exc:
                 error: Exception = exc.error
                 retry_after = None
@@ -245,16 +246,14 @@ class Transport:
         cap = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
         return self._rng.uniform(0, cap)
 
-    async def _send_once(self, call: HTTPCall) -> HTTPReply:
-        async with self._pool:
-            return await self._send_pooled(call)
-
     async def _send_pooled(self, call: HTTPCall) -> HTTPReply:
         # Failures are raised outside the except blocks, so that no aiohttp exception (its
         # repr holds the request headers and full URL) rides along as __context__.
         failure: Exception
         try:
-            async with self._open(
+            # A coroutine, not ``_open``'s context manager: an API call's body is read at
+            # once, and an async generator per call costs more than the call's own work.
+            resp = await self._follow(
                 call.method,
                 call.url,
                 headers=call.headers,
@@ -262,11 +261,14 @@ class Transport:
                 json=call.json,
                 data=call.data,
                 hop=self._api_hop(call),
-            ) as resp:
+            )
+            try:
                 body = await resp.read()
-                if log.isEnabledFor(logging.DEBUG):
-                    log.debug("%s %s -> %d", call.method, _redact(call), resp.status)
-                return HTTPReply(resp.status, resp.headers, body)
+            finally:
+                resp.release()
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s -> %d", call.method, _redact(call), resp.status)
+            return HTTPReply(resp.status, resp.headers, body)
         except aiohttp.ClientConnectorError as exc:
             # The TCP connection never opened: the provider saw nothing.
             failure = _NotSent(
@@ -338,6 +340,28 @@ class Transport:
         method: str,
         url: str,
         *,
+        timeout: aiohttp.ClientTimeout | None = None,
+        hop: _HopCheck,
+        max_redirects: int = _MAX_API_REDIRECTS,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """:meth:`_follow`'s final response, released when the block ends (streams and
+        downloads read it in the block)."""
+        resp = await self._follow(
+            method, url, headers=headers, params=params, timeout=timeout, hop=hop,
+            max_redirects=max_redirects,
+        )  # fmt: skip
+        try:
+            yield resp
+        finally:
+            resp.release()
+
+    async def _follow(
+        self,
+        method: str,
+        url: str,
+        *,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         json: Any = None,
@@ -345,11 +369,13 @@ class Transport:
         timeout: aiohttp.ClientTimeout | None = None,
         hop: _HopCheck,
         max_redirects: int = _MAX_API_REDIRECTS,
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
+    ) -> aiohttp.ClientResponse:
         """The final response of a request, following redirects by hand: ``hop(status,
-        target)`` is awaited before each one is followed and raises to refuse it."""
+        target)`` is awaited before each one is followed and raises to refuse it. The caller
+        releases the response."""
         session = self._get_session()
-        kwargs: dict[str, Any] = {"headers": dict(headers or {}), "allow_redirects": False}
+        # aiohttp copies the headers into its own multidict: no copy here.
+        kwargs: dict[str, Any] = {"headers": headers, "allow_redirects": False}
         if timeout is not None:
             kwargs["timeout"] = timeout
         query = dict(params) if params else None
@@ -361,11 +387,7 @@ class Transport:
             resp = await session.request(method, url, params=query, **kwargs)
             location = resp.headers.get("Location") if resp.status in _REDIRECTS else None
             if location is None:
-                try:
-                    yield resp
-                finally:
-                    resp.release()
-                return
+                return resp
             try:
                 target = str(resp.url.join(URL(location)))
             except ValueError:
