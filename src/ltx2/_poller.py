@@ -8,14 +8,18 @@ polling every max(30 s, 25 % of the longest stated time), so a webhook that neve
 costs at most that. All due jobs are checked in one wake-up
 with bounded concurrency; a 429 pushes every poll back by its ``Retry-After``.
 
-The loop and its checks use plain asyncio primitives (a future with a timer to sleep on, a
-semaphore, one task per check that ``run`` owns, cancels and awaits when it ends): per poll
-they cost a fraction of anyio's task-group tasks and limiters (benchmarks/bench_fanout.py).
+The loop and its checks use plain asyncio primitives: a future with a timer to sleep on, and
+at most ``concurrency`` worker tasks that ``run`` owns (started as polls come due, each
+taking due jobs from one queue until it is empty and then waiting for more; cancelled and
+awaited when ``run`` ends). A poll costs no task, semaphore or callback of its own: per poll
+that is a fraction of a task per check, let alone anyio's task-group tasks and limiters
+(benchmarks/bench_fanout.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import heapq
 import logging
 import random
@@ -33,8 +37,8 @@ __all__ = ["Poller"]
 
 log = logging.getLogger("ltx2")
 
-#: Check tasks are named like anyio would name them, so they read as the client's own.
-_TASK_NAME = "ltx2._poller.Poller._poll"
+#: Worker tasks are named like anyio would name them, so they read as the client's own.
+_TASK_NAME = "ltx2._poller.Poller._work"
 #: A job a status stream watches is first polled after this × the longest stated time.
 _STREAM_GRACE = 1.5
 #: How much of an interval a poll may be sent early to make up for its round trip and lag.
@@ -71,8 +75,12 @@ class Poller:
         self._entries: dict[str, _Entry] = {}
         self._heap: list[tuple[float, str]] = []
         self._wake: asyncio.Future[None] | None = None
-        self._limiter = asyncio.Semaphore(concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._concurrency = concurrency
+        #: Due checks, in the order they came due, for the workers to take.
+        self._ready: collections.deque[tuple[str, _Entry, float]] = collections.deque()
+        #: Workers waiting for a due check (each on its own future).
+        self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._workers: set[asyncio.Task[None]] = set()
         self._paused_until = 0.0
         self.polls = 0
 
@@ -162,9 +170,10 @@ class Poller:
         return self.interval(age, webhook=entry.webhook, watched=entry.watched) * jitter
 
     async def run(self, tg: TaskGroup | None = None) -> None:
-        """The polling loop; runs until cancelled. Each check runs as a short task that this
-        loop owns: when it is cancelled it cancels them and waits for them to end. (``tg``,
-        the client's task group, is accepted for compatibility and not needed.)"""
+        """The polling loop; runs until cancelled. Checks run in at most ``concurrency``
+        worker tasks that this loop owns: when it is cancelled it cancels them and waits for
+        them to end. (``tg``, the client's task group, is accepted for compatibility and not
+        needed.)"""
         loop = asyncio.get_running_loop()
         try:
             while True:
@@ -183,9 +192,9 @@ class Poller:
                     heapq.heappop(self._heap)
                     # Provisional next due so the job is not picked twice; set properly after.
                     entry.due = float("inf")
-                    task = loop.create_task(self._poll(key, entry, due), name=_TASK_NAME)
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    self._ready.append((key, entry, due))
+                if self._ready:
+                    self._dispatch(loop)
                 self._wake = waiter = loop.create_future()
                 timer = None
                 if self._heap:
@@ -198,30 +207,56 @@ class Poller:
                     if timer is not None:
                         timer.cancel()
         finally:
-            tasks = list(self._tasks)
+            tasks = list(self._workers)
             for task in tasks:
                 task.cancel()
             if tasks:
                 with anyio.CancelScope(shield=True):
                     await asyncio.gather(*tasks, return_exceptions=True)
+            self._ready.clear()
+            self._idle.clear()
+
+    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand the due checks to workers: wake idle ones, start more (up to
+        ``concurrency``) while checks are left over."""
+        waiting = len(self._ready)
+        while waiting and self._idle:
+            idle = self._idle.popleft()
+            if not idle.done():
+                idle.set_result(None)
+                waiting -= 1
+        while waiting and len(self._workers) < self._concurrency:
+            task = loop.create_task(self._work(), name=_TASK_NAME)
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+            waiting -= 1
+
+    async def _work(self) -> None:
+        """One worker: the due checks, one at a time, until ``run`` cancels it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            while self._ready:
+                await self._poll(*self._ready.popleft())
+            idle = loop.create_future()
+            self._idle.append(idle)
+            await idle
 
     async def _poll(self, key: str, entry: _Entry, due: float) -> None:
-        async with self._limiter:
-            if self._entries.get(key) is not entry:
-                return
-            entry.polls += 1
-            self.polls += 1
-            began = self._clock()
-            try:
-                await self._check(key)
-            except RateLimitError as exc:
-                self.pause(exc.retry_after or self.policy.min_interval * self.policy.time_scale)
-            except LTX2Error as exc:
-                log.warning("poll of job %s failed: %s", key, exc)
-            except Exception:
-                # Nothing a check does may end polling for every job (the next one comes on
-                # schedule); a bug shows in the log.
-                log.exception("poll of job %s failed unexpectedly", key)
+        if self._entries.get(key) is not entry:
+            return
+        entry.polls += 1
+        self.polls += 1
+        began = self._clock()
+        try:
+            await self._check(key)
+        except RateLimitError as exc:
+            self.pause(exc.retry_after or self.policy.min_interval * self.policy.time_scale)
+        except LTX2Error as exc:
+            log.warning("poll of job %s failed: %s", key, exc)
+        except Exception:
+            # Nothing a check does may end polling for every job (the next one comes on
+            # schedule); a bug shows in the log.
+            log.exception("poll of job %s failed unexpectedly", key)
         if self._entries.get(key) is entry:
             # What must come within ``ratio`` × the job's age is the next *reading*, not the
             # next request: count the interval from when this check began, and send the next

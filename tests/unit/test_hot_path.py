@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -158,3 +159,43 @@ async def test_reply_headers_are_read_case_insensitively_without_a_copy() -> Non
     assert reply.headers.get("x-fal-error-type") == "t"
     assert reply.headers.get("retry-after") == "3"
     assert reply.headers.get("Retry-After") == "3"
+
+
+async def test_poller_checks_due_jobs_in_at_most_concurrency_workers() -> None:
+    """200 jobs due at once are all checked, never more than ``concurrency`` at a time, by
+    at most ``concurrency`` tasks in all (not a task per poll); closing leaves none."""
+    import asyncio
+
+    import ltx2
+    from ltx2._poller import Poller
+
+    tasks: set[asyncio.Task[object] | None] = set()
+    checked: list[str] = []
+    running = peak = 0
+
+    async def check(key: str) -> None:
+        nonlocal running, peak
+        tasks.add(asyncio.current_task())
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0)
+        running -= 1
+        checked.append(key)
+        poller.remove(key)
+
+    poller = Poller(check, ltx2.PollPolicy(first=0.0), (30.0, 120.0), concurrency=4)
+    for i in range(200):
+        poller.add(f"job-{i}", webhook=False)
+    before = asyncio.all_tasks()
+    runner = asyncio.get_running_loop().create_task(poller.run())
+    for _ in range(200):
+        if len(checked) == 200:
+            break
+        await asyncio.sleep(0.005)
+    assert sorted(checked) == sorted(f"job-{i}" for i in range(200))
+    assert peak <= 4
+    assert len(tasks) <= 4
+    runner.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await runner
+    assert [t for t in asyncio.all_tasks() - before if not t.done()] == []
