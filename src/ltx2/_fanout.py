@@ -10,12 +10,14 @@ job: when it is cancelled — the caller was cancelled, ``gather`` met a failure
 
 ``as_completed`` must not yield from inside a task group (a cancel scope cannot be suspended in
 an async generator and resumed elsewhere), so its workers run under one producer task in the
-client's own task group and hand finished jobs over a memory stream; the generator's
+client's own task group and hand finished jobs over a :class:`_Handoff`; the generator's
 ``finally`` stops the producer and waits for it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import inspect
 import logging
@@ -181,7 +183,7 @@ class _Run:
         self._tg: TaskGroup | None = None
         #: as_completed's demand: a worker pulls a request only with a credit, and the
         #: consumer gives one each time it asks for the next job (None: no such bound).
-        self.demand: anyio.Semaphore | None = None
+        self.demand: _Handoff | None = None
 
     def fail(self, exc: Exception) -> None:
         """Remember the first error and stop the whole fan-out (its workers cancel their jobs)."""
@@ -209,7 +211,7 @@ class _Run:
     async def _work(self, worker: Callable[[int, VideoRequest], Coroutine[Any, Any, None]]) -> None:
         while self.error is None:
             if self.demand is not None:
-                await self.demand.acquire()
+                await self.demand.credit()
             try:
                 pulled = await self._pull()
             except Exception as exc:
@@ -308,51 +310,104 @@ def as_completed(
     return _as_completed(run, concurrency)
 
 
+class _Handoff:
+    """``as_completed``'s workers → its consumer: finished jobs, and the consumer's demand.
+
+    A worker takes a credit (:meth:`credit`) before it pulls a request; there are
+    ``credits`` at first and one more each time the consumer asks for the next job
+    (:meth:`release`), so at most ``credits`` finished jobs ever wait here for a slow
+    consumer and :meth:`put` never has to wait. A consumer that stops asking starts nothing
+    new. Plain asyncio futures, not an anyio stream and semaphore: per job those cost two
+    checkpoints (loop iterations) and the backend lookups around them; cancellation needs no
+    more (workers and consumer are cancelled as a whole, by the run's scope and the
+    generator's ``finally``)."""
+
+    def __init__(self, credits: int) -> None:
+        self._credits = credits
+        self._jobs: collections.deque[Job] = collections.deque()
+        self._closed = False
+        self._consumer: asyncio.Future[None] | None = None
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def credit(self) -> None:
+        """A worker: wait for a credit to pull one more request."""
+        if self._credits > 0:
+            self._credits -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        await waiter
+
+    def release(self) -> None:
+        """The consumer asks for one more job: a credit for a worker."""
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._credits += 1
+
+    def put(self, job: Job) -> None:
+        """A worker hands a finished job over."""
+        self._jobs.append(job)
+        self._wake()
+
+    def close(self) -> None:
+        """No more jobs will come (the producer ended, however it ended)."""
+        self._closed = True
+        self._wake()
+
+    async def get(self) -> Job | None:
+        """The consumer: the next finished job; ``None`` once closed and drained."""
+        while not self._jobs:
+            if self._closed:
+                return None
+            self._consumer = waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._consumer = None
+        return self._jobs.popleft()
+
+    def _wake(self) -> None:
+        if self._consumer is not None and not self._consumer.done():
+            self._consumer.set_result(None)
+
+
 async def _as_completed(run: _Run, concurrency: int) -> AsyncGenerator[Job, None]:
     client = run.client
-    # Up to ``concurrency`` finished jobs wait for a slow consumer; past that, workers hold
-    # their slots until the consumer takes one, so memory stays bounded.
-    send, receive = anyio.create_memory_object_stream[Job](concurrency)
     # No create the consumer has not asked for: ``concurrency`` at first, then one more each
     # time it asks for the next job. A consumer that stops asking (``break`` without
-    # ``aclosing``, the generator not yet collected) starts nothing new.
-    demand = run.demand = anyio.Semaphore(concurrency, fast_acquire=True)
+    # ``aclosing``, the generator not yet collected) starts nothing new; up to
+    # ``concurrency`` finished jobs wait for a slow consumer, so memory stays bounded.
+    handoff = run.demand = _Handoff(concurrency)
     scope = anyio.CancelScope()
     stopped = anyio.Event()
     completed = False
 
     async def worker(index: int, request: VideoRequest) -> None:
-        try:
-            await send.send(await run.run_one(request))
-        except Exception as exc:  # pragma: no cover - run_one and send do not raise
-            run.fail(exc)
+        handoff.put(await run.run_one(request))
 
     async def produce(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         nonlocal completed
         try:
             task_status.started()  # inside ``try``: ``stopped`` is set whatever happens next
             with scope:
-                async with send:
-                    async with anyio.create_task_group() as workers:
-                        run.feed(workers, worker)
-                    completed = True  # before ``send`` closes and the consumer wakes
+                async with anyio.create_task_group() as workers:
+                    run.feed(workers, worker)
+                completed = True  # before the handoff closes and the consumer wakes
         finally:
+            handoff.close()
             stopped.set()
 
-    try:
-        await client.start_background(produce, name=f"as_completed ({client.provider})")
-    except BaseException:  # the client is closing: nothing started
-        send.close()
-        receive.close()
-        raise
+    await client.start_background(produce, name=f"as_completed ({client.provider})")
     try:
         while True:
-            try:
-                job = await receive.receive()
-            except anyio.EndOfStream:
+            job = await handoff.get()
+            if job is None:
                 break
             yield job
-            demand.release()  # the consumer asks for the next one
+            handoff.release()  # the consumer asks for the next one
     finally:
         # Reached on exhaustion, on aclose() (a ``break`` out of ``async for`` closes the
         # generator when it is collected; ``contextlib.aclosing`` closes it at once), and
@@ -360,7 +415,6 @@ async def _as_completed(run: _Run, concurrency: int) -> AsyncGenerator[Job, None
         scope.cancel()
         with anyio.CancelScope(shield=True):
             await stopped.wait()
-        receive.close()
     if run.error is not None:
         raise run.error
     if not completed:
