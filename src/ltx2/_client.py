@@ -60,14 +60,18 @@ class Client:
         store: where job records live (default :class:`ltx2.MemoryStore`).
         poll: the fallback poller's :class:`ltx2.PollPolicy`.
         retry: the :class:`ltx2.RetryPolicy` of every HTTP call.
-        timeouts: :class:`ltx2.Timeouts`.
+        timeouts: :class:`ltx2.Timeouts`, for every request the client makes (API calls,
+            fal's status streams and video downloads), on its own session or on ``session=``.
         limits: client-side :class:`ltx2.Limits` for this key (default: the provider's
             documented limits; Eachlabs: 100 creates/min, 10 concurrent).
         confirm_webhooks: confirm each delivery with one status request before it resolves a
             job. Default: on where deliveries are not signed (Eachlabs), off for fal.
         time_scale: multiply the poll schedule and limit windows (for the emulator's
             ``time_scale``).
-        session: an ``aiohttp.ClientSession`` to use (not closed by the client).
+        session: an ``aiohttp.ClientSession`` to use (not closed by the client). Its
+            default timeout gives way to ``timeouts``; its connector's limit bounds the
+            client's connections (a quarter of them, at most 64, may hold fal's status
+            streams); its ``trust_env`` is its own.
         uploader: an async callable ``(data: bytes, mime: str) -> str`` that stores a local
             image (a path or bytes) somewhere the provider can fetch it and returns its https
             URL (your own bucket). When given, every local image goes through it, with any
@@ -75,6 +79,10 @@ class Client:
         download_policy: where ``Video.save``/``Video.stream`` may download from, checked at
             every redirect hop (:class:`ltx2.DownloadPolicy`; default: any http(s) host;
             ``DownloadPolicy.public_only()`` for a server that fetches what a provider names).
+        trust_env: honour the proxy environment variables (``HTTPS_PROXY``, ``HTTP_PROXY``,
+            ``NO_PROXY``; and ``~/.netrc``) in the session the client makes, as aiohttp's
+            ``trust_env`` does. Default False: they are ignored. With ``session=``, the
+            session's own setting holds.
         limits_backend: where this key's limits live: by default the store's own (a
             :class:`ltx2.RedisStore` shares them with every replica through Redis), else
             this process. A Redis URL or a :class:`ltx2.stores.RedisLimits` shares them
@@ -102,6 +110,7 @@ class Client:
         uploader: Uploader | None = None,
         download_policy: DownloadPolicy | None = None,
         limits_backend: LimitsBackend | str | None = None,
+        trust_env: bool = False,
         **provider_options: Any,
     ) -> None:
         provider = normalize(provider)  # any case: "FAL" is fal
@@ -113,6 +122,11 @@ class Client:
                 f"uploader: {type(uploader).__name__} is not callable",
                 field="uploader", value=type(uploader).__name__,
                 allowed="an async callable (data: bytes, mime: str) -> str",
+            )  # fmt: skip
+        if not isinstance(trust_env, bool):
+            raise InvalidRequestError(
+                f"trust_env: {trust_env!r} is not a bool",
+                field="trust_env", value=trust_env, allowed="True or False",
             )  # fmt: skip
         self.provider: str = provider
         self._provider = cls(key, base_url, **provider_options)
@@ -137,6 +151,7 @@ class Client:
             session=session,
             on_rate_limited=self._rate_limited,
             download_policy=download_policy or DownloadPolicy(),
+            trust_env=trust_env,
         )
         self._ctx = Context(
             name=provider,

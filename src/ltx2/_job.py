@@ -110,9 +110,14 @@ class _DownloadTransport:
         from .providers import get
 
         provider = self._given.provider if self._given else get("eachlabs")("-")
-        # A closed client's video keeps its client's download policy.
+        # A closed client's video keeps its client's download policy, timeouts and proxies.
         if self._given is not None:
-            self._own = Transport(provider, download_policy=self._given.download_policy)
+            self._own = Transport(
+                provider,
+                download_policy=self._given.download_policy,
+                timeouts=self._given.timeouts,
+                trust_env=self._given.trust_env,
+            )
         else:
             self._own = Transport(provider)
         return self._own

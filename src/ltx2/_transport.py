@@ -1,8 +1,9 @@
 """The transport: the one place that talks HTTP.
 
-It owns one ``aiohttp.ClientSession``, applies timeouts, retries with exponential backoff and
-full jitter honouring ``Retry-After``, and translates every aiohttp failure and HTTP error
-into ltx2's errors, so nothing above it sees aiohttp.
+It owns one ``aiohttp.ClientSession`` (or uses the one it is given), applies its timeouts to
+every request, retries with exponential backoff and full jitter honouring ``Retry-After``,
+and translates every aiohttp failure and HTTP error into ltx2's errors, so nothing above it
+sees aiohttp.
 
 A create is retried only when the provider cannot have started it: the connection never
 opened, a 429, or a 503 (the emulator and the providers answer these before processing).
@@ -125,6 +126,11 @@ class Transport:
     on its own origin, and a redirect elsewhere is an :class:`APIError` naming the target
     host (aiohttp would drop only ``Authorization`` and send ``X-API-Key`` on). A download
     checks every hop against the scheme rules and the download policy.
+
+    ``timeouts`` hold for every request, on its own session or an injected one (whatever
+    that session's default timeout). ``trust_env`` goes to the session it makes (aiohttp's:
+    proxy variables such as ``HTTPS_PROXY`` and ``NO_PROXY``, and ``~/.netrc``); an injected
+    session keeps its own.
     """
 
     def __init__(
@@ -137,9 +143,19 @@ class Transport:
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         on_rate_limited: Callable[[float], None] | None = None,
         download_policy: DownloadPolicy = DownloadPolicy(),
+        trust_env: bool = False,
     ) -> None:
         self.provider = provider
         self.timeouts = timeouts
+        self.trust_env = trust_env
+        # Passed on every request, so that an injected session's default does not hold.
+        self._api_timeout = aiohttp.ClientTimeout(
+            total=timeouts.total, connect=timeouts.connect, sock_read=timeouts.read
+        )
+        # Status streams and downloads last as long as they last: no total, only ``read``.
+        self._long_timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeouts.connect, sock_read=timeouts.read
+        )
         self.retry = retry
         self.download_policy = download_policy
         self._session = session
@@ -173,11 +189,8 @@ class Transport:
             if self._session is not None and not self._own_session:
                 raise TransportError("the aiohttp session given to ltx2 is closed")
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(
-                    total=self.timeouts.total,
-                    connect=self.timeouts.connect,
-                    sock_read=self.timeouts.read,
-                ),
+                timeout=self._api_timeout,
+                trust_env=self.trust_env,
                 connector=aiohttp.TCPConnector(limit=self._pool_size, enable_cleanup_closed=True),
                 raise_for_status=False,
             )
@@ -340,16 +353,15 @@ class Transport:
         method: str,
         url: str,
         *,
-        timeout: aiohttp.ClientTimeout | None = None,
         hop: _HopCheck,
         max_redirects: int = _MAX_API_REDIRECTS,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """:meth:`_follow`'s final response, released when the block ends (streams and
-        downloads read it in the block)."""
+        downloads read it in the block, with no ``total`` timeout: only ``read``)."""
         resp = await self._follow(
-            method, url, headers=headers, params=params, timeout=timeout, hop=hop,
+            method, url, headers=headers, params=params, timeout=self._long_timeout, hop=hop,
             max_redirects=max_redirects,
         )  # fmt: skip
         try:
@@ -372,12 +384,15 @@ class Transport:
     ) -> aiohttp.ClientResponse:
         """The final response of a request, following redirects by hand: ``hop(status,
         target)`` is awaited before each one is followed and raises to refuse it. The caller
-        releases the response."""
+        releases the response. ``timeout`` defaults to the API call's, on every request: an
+        injected session's default timeout never holds."""
         session = self._get_session()
         # aiohttp copies the headers into its own multidict: no copy here.
-        kwargs: dict[str, Any] = {"headers": headers, "allow_redirects": False}
-        if timeout is not None:
-            kwargs["timeout"] = timeout
+        kwargs: dict[str, Any] = {
+            "headers": headers,
+            "allow_redirects": False,
+            "timeout": self._api_timeout if timeout is None else timeout,
+        }
         query = dict(params) if params else None
         for _ in range(max_redirects + 1):
             if json is not None:
@@ -412,9 +427,6 @@ class Transport:
 
         At most :attr:`max_streams` are open at once; one more waits for a place (the
         caller keeps to the bound: past it, a job is polled instead)."""
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=self.timeouts.connect, sock_read=self.timeouts.read
-        )
         failure: TransportError
         try:
             async with (
@@ -424,7 +436,6 @@ class Transport:
                     call.url,
                     headers={**call.headers, "Accept": "text/event-stream"},
                     params=call.params,
-                    timeout=timeout,
                     hop=self._api_hop(call),
                 ) as resp,
             ):
@@ -491,9 +502,6 @@ class Transport:
     async def stream(self, url: str, *, chunk_size: int = _CHUNK) -> AsyncIterator[bytes]:
         """A file's bytes, in chunks (http and https only, every redirect hop checked)."""
         await self._check_download_url(url)
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=self.timeouts.connect, sock_read=self.timeouts.read
-        )
         failure: TransportError
         try:
             async with (
@@ -501,7 +509,6 @@ class Transport:
                 self._open(
                     "GET",
                     url,
-                    timeout=timeout,
                     hop=self._download_hop(),
                     max_redirects=self.download_policy.max_redirects,
                 ) as resp,
@@ -531,9 +538,6 @@ class Transport:
         await self._check_download_url(url)
         target = Path(path)
         folder = target.parent if str(target.parent) else Path(".")
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=self.timeouts.connect, sock_read=self.timeouts.read
-        )
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
         os.close(fd)
         done = 0
@@ -544,7 +548,6 @@ class Transport:
                 self._open(
                     "GET",
                     url,
-                    timeout=timeout,
                     hop=self._download_hop(),
                     max_redirects=self.download_policy.max_redirects,
                 ) as resp,

@@ -176,3 +176,11 @@ def test_time_scale_that_is_not_a_positive_number_is_refused(bad: object) -> Non
     with pytest.raises(ltx2.InvalidRequestError, match="time_scale") as err:
         ltx2.Client("eachlabs", api_key="k", time_scale=bad)  # type: ignore[arg-type]
     assert err.value.field == "time_scale"
+
+
+@pytest.mark.parametrize("bad", [1, "yes", "false", None])
+def test_trust_env_that_is_not_a_bool_is_refused(bad: object) -> None:
+    with pytest.raises(ltx2.InvalidRequestError, match="trust_env") as err:
+        ltx2.Client("eachlabs", api_key="k", trust_env=bad)  # type: ignore[arg-type]
+    assert err.value.field == "trust_env"
+    assert err.value.allowed == "True or False"
