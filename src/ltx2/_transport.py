@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 import anyio
@@ -499,8 +499,12 @@ class Transport:
                     maybe_sent=False,
                 )
 
-    async def stream(self, url: str, *, chunk_size: int = _CHUNK) -> AsyncIterator[bytes]:
-        """A file's bytes, in chunks (http and https only, every redirect hop checked)."""
+    @contextlib.asynccontextmanager
+    async def _get_file(self, url: str) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A GET of a file (a video to stream or save): the URL and every redirect hop held
+        to the scheme rules and the download policy, a place in the pool taken, an error
+        status raised as :class:`APIError`, and aiohttp's failures, on the way in or while
+        the block reads the response, raised as :class:`TransportError`."""
         await self._check_download_url(url)
         failure: TransportError
         try:
@@ -516,14 +520,21 @@ class Transport:
                 if resp.status >= 400:
                     body = await resp.content.read(4096)
                     raise self._api_error(HTTPReply(resp.status, resp.headers, body), "GET", url)
-                async for chunk in resp.content.iter_chunked(chunk_size):
-                    yield chunk
+                yield resp
             return
         except TimeoutError:
             failure = TransportError(f"download from {redact_url(url)} timed out")
         except aiohttp.ClientError as exc:
             failure = TransportError(f"download from {redact_url(url)} failed: {_scrub_error(exc)}")
-        raise failure
+        # Thrown in at the yield, the aiohttp error is still being handled by the block's
+        # ``async with`` here: it must not ride along as the failure's __context__.
+        _raise_alone(failure)
+
+    async def stream(self, url: str, *, chunk_size: int = _CHUNK) -> AsyncIterator[bytes]:
+        """A file's bytes, in chunks (http and https only, every redirect hop checked)."""
+        async with self._get_file(url) as resp:
+            async for chunk in resp.content.iter_chunked(chunk_size):
+                yield chunk
 
     async def download(
         self,
@@ -535,26 +546,13 @@ class Transport:
     ) -> int:
         """Stream ``url`` into ``path`` through a temporary file in the same folder, renamed
         into place only when complete. Refuses more than ``max_bytes``. Returns the size."""
-        await self._check_download_url(url)
         target = Path(path)
         folder = target.parent if str(target.parent) else Path(".")
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
         os.close(fd)
         done = 0
-        failure: TransportError
         try:
-            async with (
-                self._pool,
-                self._open(
-                    "GET",
-                    url,
-                    hop=self._download_hop(),
-                    max_redirects=self.download_policy.max_redirects,
-                ) as resp,
-            ):
-                if resp.status >= 400:
-                    body = await resp.content.read(4096)
-                    raise self._api_error(HTTPReply(resp.status, resp.headers, body), "GET", url)
+            async with self._get_file(url) as resp:
                 total = resp.content_length
                 if total is not None and total > max_bytes:
                     raise TransportError(
@@ -576,14 +574,9 @@ class Transport:
             os.chmod(tmp_name, 0o666 & ~umask)
             os.replace(tmp_name, target)
             return done
-        except TimeoutError:
-            failure = TransportError(f"download from {redact_url(url)} timed out")
-        except aiohttp.ClientError as exc:
-            failure = TransportError(f"download from {redact_url(url)} failed: {_scrub_error(exc)}")
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
-        raise failure
 
 
 _HopCheck = Callable[[int, str], Awaitable[None]]
@@ -606,6 +599,16 @@ class _NotSent(Exception):
     def __init__(self, error: TransportError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def _raise_alone(error: BaseException) -> NoReturn:
+    """Raise ``error`` with no ``__context__``, even where another exception is being
+    handled (an aiohttp exception's repr holds the request headers and the full URL)."""
+    try:
+        raise error
+    except BaseException:
+        error.__context__ = None
+        raise  # a bare raise chains nothing
 
 
 def _redact(call: HTTPCall) -> str:
