@@ -89,7 +89,7 @@ class Poller:
 
     def add(self, key: str, *, webhook: bool, age: float = 0.0, watched: bool = False) -> None:
         """Start polling a job created ``age`` seconds ago. ``watched``: a live status stream
-        follows the job (and calls :meth:`poll_now` when it ends or fails), so polls are only
+        follows the job (and calls :meth:`unwatch` when it ends or fails), so polls are only
         a net for a stream that stalls: the lazier schedule of ``webhook_grace``."""
         now = self._clock()
         p = self.policy
@@ -125,6 +125,15 @@ class Poller:
         if entry is not None:
             entry.due = self._clock()
             self._push(key, entry.due)
+
+    def unwatch(self, key: str) -> None:
+        """The status stream that followed a job ended or failed before the job did: check
+        it at the next wake-up, and from then on on the schedule of a job nothing else
+        follows (not the lazy one of a watched job)."""
+        entry = self._entries.get(key)
+        if entry is not None and entry.watched:
+            entry.watched = entry.webhook = False
+        self.poll_now(key)
 
     def pause(self, seconds: float) -> None:
         """Hold every poll back (the provider answered 429)."""

@@ -132,7 +132,8 @@ class Resolver:
             started = self._ctx.lifecycle.start_soon(self._watch_stream, key, name=f"stream {key}")
             if not started:
                 self._streaming.discard(key)
-            # Polls are only a net for a stalled stream (its end or failure polls at once).
+            # Polls are only a net for a stalled stream (its end or failure polls at once,
+            # and then on the ordinary schedule).
             self.poller.add(key, webhook=False, watched=started)
         else:
             self.poller.add(key, webhook=webhook)
@@ -409,7 +410,7 @@ class Resolver:
             # outlive it (it shares the client's task group with every job's work).
             log.warning("status stream of %s job %s failed: %r; polling", self._ctx.name, key, exc)
         if key in self.jobs:
-            self.poller.poll_now(key)
+            self.poller.unwatch(key)  # polled now, then as if no stream had ever been
 
     def rate_limited(self, seconds: float) -> None:
         """The provider answered 429 with ``Retry-After: seconds``: hold creates back."""
