@@ -284,21 +284,39 @@ def memory_sizes(n: int, points: int = 6) -> list[int]:
     return [n // 2 + (n - n // 2) * k // (points - 1) for k in range(points)]
 
 
+async def start_child(*argv: str) -> Any:
+    """``python *argv`` (a benchmark script's child mode) with its stdout piped: it prints
+    one JSON object as its last line (:func:`emit`). Returns the asyncio process."""
+    import asyncio
+
+    return await asyncio.create_subprocess_exec(
+        sys.executable, *argv, stdout=asyncio.subprocess.PIPE
+    )
+
+
+async def child_result(proc: Any, what: str) -> dict[str, Any]:
+    """Wait for a child of :func:`start_child` and return its JSON result line."""
+    out, _ = await proc.communicate()
+    lines = out.decode().strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{what} failed (exit status {proc.returncode})")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+async def run_child(*argv: str, what: str) -> dict[str, Any]:
+    """:func:`start_child`, then :func:`child_result`."""
+    return await child_result(await start_child(*argv), what)
+
+
 async def pending_memory_in_child(
     provider: str, base: str, sizes: Sequence[int], kind: str
 ) -> dict[str, Any]:
     """:func:`pending_memory` in a fresh process pinned to :data:`CLIENT_CPU`."""
-    import asyncio
-
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "memory", provider, base, kind, *map(str, sizes),
-        stdout=asyncio.subprocess.PIPE,
+    return await run_child(
+        __file__, "memory", provider, base, kind, *map(str, sizes),
+        what=f"memory measurement ({kind}, {list(sizes)})",
     )  # fmt: skip
-    out, _ = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"memory measurement ({kind}, {list(sizes)}) failed")
-    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
-    return result
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["memory"]:

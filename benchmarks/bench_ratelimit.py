@@ -236,18 +236,20 @@ async def run_replicas(args: argparse.Namespace) -> dict[str, Any]:
         children = []
         try:
             for i, jobs in enumerate(share):
-                argv = [sys.executable, __file__, "--replica", str(i), "--redis", url,
+                argv = [__file__, "--replica", str(i), "--redis", url,
                         "--prefix", prefix, "--base-url", emu.provider_url(PROVIDER),
                         "--jobs", str(jobs), "--time-scale", str(scale),
                         "--concurrency", str(args.concurrency)]  # fmt: skip
-                children.append(
-                    await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
-                )
+                children.append(await common.start_child(*argv))
             for child in children:
-                assert child.stdout is not None
                 await child.stdout.readline()  # "ready"
             t0 = time.perf_counter()
-            outs = [await child.communicate() for child in children]
+            videos = 0
+            for i, child in enumerate(children):
+                try:
+                    videos += (await common.child_result(child, f"replica {i}"))["videos"]
+                except RuntimeError as exc:  # reported as videos missing (its log says why)
+                    print(exc, file=sys.stderr)
             wall = time.perf_counter() - t0
         finally:
             for child in children:
@@ -257,10 +259,6 @@ async def run_replicas(args: argparse.Namespace) -> dict[str, Any]:
             redis.terminate()
             redis.wait(10)
         seen = emu.stats(PROVIDER), emu.jobs(PROVIDER)
-    videos = 0
-    for out, _ in outs:
-        lines = out.decode().strip().splitlines()
-        videos += json.loads(lines[-1])["videos"] if lines else 0  # its errors: in its log
     return figures(
         "three replicas", limits=(creates, concurrent),
         client_limits="the seed's (100, 10), shared in Redis by 3 processes",

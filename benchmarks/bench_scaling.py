@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import time
@@ -98,14 +97,10 @@ async def one_size(n: int) -> dict[str, Any]:
     emu_args = ["--no-limits", "--processing-time", f"{PROVIDER}={processing},gmicloud=0"]
     with common.start_emulator(emu_args) as emu:
         base = emu.provider_url(PROVIDER)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--cpu-child", str(n), "--base", base,
-            "--processing", str(processing), stdout=asyncio.subprocess.PIPE,
+        cpu = await common.run_child(
+            __file__, "--cpu-child", str(n), "--base", base, "--processing", str(processing),
+            what=f"CPU run at {n}",
         )  # fmt: skip
-        out, _ = await proc.communicate()
-        if proc.returncode != 0:
-            raise RuntimeError(f"CPU run at {n} failed")
-        cpu = json.loads(out.decode().strip().splitlines()[-1])
         jobs = emu.jobs(PROVIDER)
         stats = emu.stats(PROVIDER)
     with common.start_emulator(["--no-limits", "--processing-time", "36000"]) as emu:
