@@ -376,6 +376,8 @@ class Resolver:
         if update.status is JobStatus.SUCCEEDED and (update.needs_result or not update.video_url):
             reply = await self._transport.send(self._provider.result(job.id, job.meta))
             result = self._provider.parse_result(reply)
+            if not update.metrics and not result.needs_result:
+                return result  # nothing to merge (the common case): no copy
             metrics = {**update.metrics, **result.metrics}
             return dataclasses.replace(result, metrics=metrics, needs_result=False)
         return update
