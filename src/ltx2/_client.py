@@ -257,9 +257,9 @@ class Client:
         where it can, then lets the cancellation through.
         """
         req = self._submitter.coerce(request, fields)
-        self._submitter.check(req)
+        src = self._submitter.check(req)
         await self._ensure_started()
-        return await self._submitter.submit(req)
+        return await self._submitter.submit(req, src)
 
     @overload
     async def generate(

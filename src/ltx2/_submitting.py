@@ -91,8 +91,9 @@ class Submitter:
             )
         return request
 
-    def check(self, req: VideoRequest) -> None:
-        """The provider's capabilities, checked before any request is sent."""
+    def check(self, req: VideoRequest) -> ImageSource | None:
+        """The provider's capabilities, checked before any request is sent; the request's
+        image source, resolved once here for :meth:`submit` (``None``: no image)."""
         name = self._ctx.name
         caps = self._ctx.capabilities
         if req.duration not in caps.durations:
@@ -118,15 +119,15 @@ class Submitter:
             )  # fmt: skip
         src = req.image_source()
         if src is None:
-            return
+            return None
         if src.kind == "data" and not caps.data_uri:
             raise InvalidRequestError(
                 f"image: {name} refuses data URIs (its documentation says so); pass "
                 "the image's bytes or a local path and ltx2 uploads it, or an https URL",
                 field="image", value=src.url, allowed="https URL, local path or bytes",
             )  # fmt: skip
-        local_url = src.kind == "url" and src.url is not None and is_loopback_url(src.url)
-        if local_url and not caps.data_uri and not self._provider.local:
+        fetches = not caps.data_uri and not self._provider.local
+        if fetches and src.kind == "url" and src.url is not None and is_loopback_url(src.url):
             raise InvalidRequestError(
                 f"image: {name} cannot fetch a localhost URL; pass a local path "
                 "or bytes and ltx2 uploads it, or a public https URL",
@@ -148,6 +149,7 @@ class Submitter:
                     "inline images; host it and pass an https URL",
                     field="image", value=f"<{src.size} bytes>", allowed=f"<= {limit} bytes",
                 )  # fmt: skip
+        return src
 
     async def _image(self, src: ImageSource | None) -> tuple[str | None, Any]:
         """The image as the provider gets it (a URL or a data URI) and as the job's record
@@ -217,11 +219,12 @@ class Submitter:
 
     # -- the create -----------------------------------------------------------------------
 
-    async def submit(self, req: VideoRequest) -> Job:
-        """Create one job (``req`` already checked; the client running) and return it once
-        the provider has accepted it. See :meth:`ltx2.Client.submit`."""
+    async def submit(self, req: VideoRequest, src: ImageSource | None) -> Job:
+        """Create one job (``req`` already checked, ``src`` what :meth:`check` returned; the
+        client running) and return it once the provider has accepted it. See
+        :meth:`ltx2.Client.submit`."""
         ctx = self._ctx
-        image_url, image = await self._image(req.image_source())
+        image_url, image = await self._image(src)
         webhook = ctx.webhooks
         record = new_record(
             ctx.name,
