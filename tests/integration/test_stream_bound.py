@@ -31,10 +31,10 @@ async def test_fal_jobs_past_the_stream_bound_all_resolve(
     else:
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=POOL))
     store = MemoryStore()
-    # Jobs of 60 s (0.6 s scaled): every stream outlives the 0.2 s connect timeout, so a
+    # Jobs of 100 s (1 s scaled): every stream outlives the 0.2 s connect timeout, so a
     # create that waited inside aiohttp for a connection held by a stream would time out.
     async with Emulator(
-        time_scale=SCALE, seed=3, render="stub", processing_time={"fal": (60.0, 60.0)}
+        time_scale=SCALE, seed=3, render="stub", processing_time={"fal": (100.0, 100.0)}
     ) as emu:
         try:
             async with ltx2.Client(
@@ -58,8 +58,9 @@ async def test_fal_jobs_past_the_stream_bound_all_resolve(
 
                 jobs = await wave(0)
                 # The second wave's creates come while the first wave's streams are open.
-                while stats["streams_open"] < POOL // 4:
-                    await asyncio.sleep(0.005)
+                async with asyncio.timeout(30):
+                    while stats["max_streams_open"] < POOL // 4:
+                        await asyncio.sleep(0.005)
                 await asyncio.sleep(0.1)  # the first wave's other streams open meanwhile
                 jobs += await wave(JOBS // 2)
                 videos = await asyncio.wait_for(asyncio.gather(*jobs), 60)
