@@ -314,13 +314,25 @@ class Client:
         polled by one replica at a time (a poll lease), and the first poll is skipped while
         another replica holds the lease.
 
-        A job whose create was sent but whose reply was never read is looked up in the
+        The first status reads run concurrently, at most as many at once as the poller's
+        bound (64).
+
+        A job whose create was sent but whose reply was never read is resumed by the id an
+        authenticated webhook delivery named (one that beat the reply), else looked up in the
         provider's job list where it has one; otherwise it comes back with status
-        ``UNKNOWN`` and is not submitted again. A job whose create another live replica
-        still has out (it holds the job's lease from before the create for one
-        ``Limits.lease``, and its polls keep it) is left to that replica: a later
-        ``resume()`` returns it, with its id. Only this key's jobs are resumed: records are
-        scoped by a fingerprint of the key.
+        ``UNKNOWN`` and is not submitted again.
+
+        A job that finished while nobody collected it (the process died after its end reached
+        the store, before ``await job`` handed the outcome over) comes back too, finished:
+        ``await job`` gives its video or raises its error. A job is collected once ``await
+        job`` (``result()``, ``generate()``, ``gather()``, a fan-out) returned or raised its
+        outcome; collected jobs, and jobs that finished more than 24 hours ago
+        (``ltx2._resuming.FINISHED_WINDOW``), are left out.
+
+        A job whose create another live replica still has out (it holds the job's lease from
+        before the create for one ``Limits.lease``, and its polls keep it) is left to that
+        replica: a later ``resume()`` returns it, with its id. Only this key's jobs are
+        resumed: records are scoped by a fingerprint of the key.
         """
         await self._ensure_started()
         return await self._resumer.resume()

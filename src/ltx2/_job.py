@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,10 @@ class JobHost(Protocol):
 
     async def cancel(self, job: Job) -> bool:
         """Ask the provider to cancel ``job``; True once its status says CANCELLED."""
+
+    async def collected(self, job: Job) -> None:
+        """The caller got ``job``'s outcome (``await job`` returned or raised it): the store
+        stops handing it back to ``resume()``. Never raises."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +141,8 @@ class Job:
     A job resolves once: later or duplicate deliveries change nothing.
     """
 
-    __slots__ = ("__weakref__", "_future", "_host", "_update", "_watchers", "id", "key", "meta",
-                 "provider", "request")  # fmt: skip
+    __slots__ = ("__weakref__", "_collected", "_future", "_host", "_update", "_watchers", "id",
+                 "key", "meta", "provider", "request")  # fmt: skip
 
     def __init__(
         self,
@@ -157,6 +162,7 @@ class Job:
         self._update = update or StatusUpdate(JobStatus.QUEUED, "submitted")
         self._future: asyncio.Future[StatusUpdate] = asyncio.get_running_loop().create_future()
         self._watchers: list[asyncio.Queue[StatusUpdate | BaseException]] | None = None
+        self._collected = False
         if self._update.status.terminal:
             self._future.set_result(self._update)
 
@@ -195,17 +201,26 @@ class Job:
         if not self._future.done():
             if timeout is None:
                 # The common case, without a cancel scope (it costs more than the wait).
-                # Shielded: one caller cancelled must not cancel the job for the others.
-                return self._outcome(await asyncio.shield(self._future))
-            try:
-                with anyio.fail_after(timeout):
+                # Shielded: one caller cancelled must not cancel the job for the others. An
+                # error it ended with is raised below, once it is marked collected.
+                with contextlib.suppress(Exception):
                     await asyncio.shield(self._future)
-            except TimeoutError:
-                raise JobTimeoutError(
-                    self,
-                    f"{self.provider} job {self.id} did not finish within {timeout} s "
-                    f"(status {self.status.value}); it keeps running",
-                ) from None
+            else:
+                try:
+                    with anyio.fail_after(timeout):
+                        with contextlib.suppress(Exception):
+                            await asyncio.shield(self._future)
+                except TimeoutError:
+                    raise JobTimeoutError(
+                        self,
+                        f"{self.provider} job {self.id} did not finish within {timeout} s "
+                        f"(status {self.status.value}); it keeps running",
+                    ) from None
+        if not self._collected and self._update.status.terminal:
+            # Its outcome reaches the caller now: resume() no longer hands it back. (An
+            # error that ends no job, such as ClientClosedError, collects nothing.)
+            self._collected = True
+            await self._host.collected(self)
         return self._outcome(self._future.result())
 
     def _outcome(self, update: StatusUpdate) -> Video:

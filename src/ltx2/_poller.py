@@ -87,6 +87,11 @@ class Poller:
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def concurrency(self) -> int:
+        """At most this many checks at once (``resume()`` bounds its first reads by it too)."""
+        return self._concurrency
+
     def add(self, key: str, *, webhook: bool, age: float = 0.0, watched: bool = False) -> None:
         """Start polling a job created ``age`` seconds ago. ``watched``: a live status stream
         follows the job (and calls :meth:`unwatch` when it ends or fails), so polls are only

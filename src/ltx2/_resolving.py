@@ -198,6 +198,19 @@ class Resolver:
             self.poller.poll_now(job.key)
         return False
 
+    async def collected(self, job: Job) -> None:
+        """The caller got ``job``'s outcome: mark its record collected, so that ``resume()``
+        stops handing it back. A closing client writes nothing (its store may be closed; the
+        job then comes back once more); a store that fails is only logged."""
+        if self._ctx.lifecycle.closing or not job.id:
+            return
+        try:
+            await self._store.set_collected(job.key)
+        except Exception as exc:
+            log.warning(
+                "marking %s job %s collected failed: %r", self._ctx.name, job.id, exc
+            )  # fmt: skip
+
     async def cancel_quietly(self, job: Job) -> None:
         """:meth:`cancel`, where a provider that cannot cancel or fails to is only logged
         (for cancels made on the caller's behalf: a cancelled ``generate``, a fan-out)."""

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import time
 from typing import Any
 
 import pytest
@@ -432,6 +433,53 @@ async def test_unfinished_lists_open_jobs_oldest_first(store: Store) -> None:
 
     await store.update(early.key, FAILED)
     assert [r.key for r in await store.unfinished()] == [middle.key, late.key]
+
+
+async def test_uncollected_lists_finished_jobs_until_they_are_collected(store: Store) -> None:
+    # resume() hands back jobs that finished while nobody collected them (a crash), once.
+    def scoped(scope: str) -> JobRecord:
+        return new_record("fal", {"prompt": "a"}, owner="o", with_secret=False, scope=scope)
+
+    done, failed, running, other_key, other_provider = (
+        scoped("key-1"), scoped("key-1"), scoped("key-1"), scoped("key-2"),
+        new_record("eachlabs", {"prompt": "a"}, owner="o", with_secret=False, scope="key-1"),
+    )  # fmt: skip
+    for rec in (done, failed, running, other_key, other_provider):
+        await store.add(rec)
+        await store.set_created(rec.key, f"j-{rec.key}", {}, RUNNING)
+    for rec in (done, other_key, other_provider):
+        await store.update(rec.key, SUCCEEDED)
+    await store.update(failed.key, FAILED)
+    assert await store.uncollected("fal", scope="key-1") == [
+        await store.get(done.key),
+        await store.get(failed.key),
+    ]  # finished, oldest first; the running one, another key's and another provider's not
+    assert [r.key for r in await store.uncollected("fal", scope="key-2")] == [other_key.key]
+
+    listener = Recorder()
+    store.subscribe(listener)
+    await store.set_collected(done.key)
+    await store.set_collected(done.key)  # twice: fine
+    await store.set_collected(running.key)  # not finished: nothing to collect
+    await store.set_collected("no-such-key")
+    await settle(store)
+    assert listener.heard == []  # collecting is nobody's news
+    assert [r.key for r in await store.uncollected("fal", scope="key-1")] == [failed.key]
+    got = await store.get(done.key)
+    assert got is not None
+    assert got.collected
+    assert got.status is JobStatus.SUCCEEDED
+    assert await store.uncollected("fal", scope="key-1", since=time.time() + 60) == []
+    # Collected or not, a finished record never changes and is not unfinished.
+    assert await store.update(done.key, FAILED) is None
+    assert await store.unfinished("fal", scope="key-1") == [await store.get(running.key)]
+    await store.update(running.key, SUCCEEDED)
+    assert [r.key for r in await store.uncollected("fal", scope="key-1")] == [
+        failed.key,
+        running.key,
+    ]
+    await store.delete(failed.key)
+    assert [r.key for r in await store.uncollected("fal", scope="key-1")] == [running.key]
 
 
 async def test_delete_forgets_the_record_everywhere(store: Store) -> None:

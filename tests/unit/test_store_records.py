@@ -24,7 +24,7 @@ def test_copy_record_keeps_every_field_and_shares_no_dict() -> None:
         "request": {"prompt": "p", "image": {"sha256": "00", "bytes": 1, "mime": "image/png"}},
         "webhook_secret": "s", "job_id": "j", "update": StatusUpdate(JobStatus.RUNNING, "r"),
         "delivery": StatusUpdate(JobStatus.SUCCEEDED, "d"), "meta": {"m": "1"}, "owner": "o",
-        "created_at": 1.0, "updated_at": 2.0, "scope": "fp",
+        "created_at": 1.0, "updated_at": 2.0, "scope": "fp", "collected": True,
     }  # fmt: skip
     # A field added to JobRecord must be added here (and to copy_record).
     assert {f.name for f in dataclasses.fields(JobRecord)} == set(values)

@@ -52,6 +52,8 @@ class JobRecord:
     the provider key the job was created with (:func:`ltx2._limits.key_fingerprint`, a keyed
     hash, never the key): :meth:`Store.unfinished` and :meth:`Store.find` given a scope see
     only its records, so two apps, or two keys, on one store never resume each other's jobs.
+    ``collected``: the job's outcome reached its caller (``await job`` returned or raised
+    it); until then a finished record is one :meth:`Store.uncollected` lists, for resume().
     """
 
     key: str
@@ -67,6 +69,7 @@ class JobRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     scope: str = ""
+    collected: bool = False
 
     @property
     def status(self) -> JobStatus | None:
@@ -94,6 +97,7 @@ class JobRecord:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "scope": self.scope,
+            "collected": self.collected,
         }
 
     @classmethod
@@ -113,6 +117,7 @@ class JobRecord:
             created_at=float(d.get("created_at", 0.0)),
             updated_at=float(d.get("updated_at", 0.0)),
             scope=str(d.get("scope") or ""),
+            collected=bool(d.get("collected", False)),
         )
 
     def __repr__(self) -> str:
@@ -223,6 +228,15 @@ def apply_delivery(record: JobRecord, update: StatusUpdate, job_id: str | None) 
     return True
 
 
+def apply_collected(record: JobRecord) -> bool:
+    """Mark a finished record collected (its outcome reached the caller); False if it is not
+    finished or already collected. Its ``updated_at`` (when it finished) stays."""
+    if not record.terminal or record.collected:
+        return False
+    record.collected = True
+    return True
+
+
 def apply_clear_delivery(record: JobRecord) -> bool:
     """Drop a delivery that its status read did not confirm; False if there was none."""
     if record.delivery is None:
@@ -243,7 +257,7 @@ def copy_record(record: JobRecord) -> JobRecord:
         request["image"] = dict(image)
     return JobRecord(
         r.key, r.provider, request, r.token, r.webhook_secret, r.job_id, r.update,
-        r.delivery, dict(r.meta), r.owner, r.created_at, r.updated_at, r.scope,
+        r.delivery, dict(r.meta), r.owner, r.created_at, r.updated_at, r.scope, r.collected,
     )  # fmt: skip
 
 
@@ -334,6 +348,20 @@ class Store(ABC):
     ) -> list[JobRecord]:
         """Every record that is not terminal (oldest first), of ``provider`` and ``scope``
         when given."""
+
+    async def uncollected(
+        self, provider: str | None = None, *, scope: str | None = None, since: float = 0.0
+    ) -> list[JobRecord]:
+        """Every finished record not yet marked collected (:meth:`set_collected`) whose last
+        change (when it finished) is at or after ``since`` (a Unix time), oldest first, of
+        ``provider`` and ``scope`` when given: the jobs that ended while nobody collected them
+        (their process crashed), which :meth:`ltx2.Client.resume` hands back. A store that
+        keeps no finished records returns none."""
+        return []
+
+    async def set_collected(self, key: str) -> None:  # noqa: B027 - optional hook
+        """The finished job's outcome reached its caller: :meth:`uncollected` no longer
+        lists it. Nothing for a record that is not finished, or gone. Publishes nothing."""
 
     @abstractmethod
     async def delete(self, key: str) -> None:

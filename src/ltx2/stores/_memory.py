@@ -7,6 +7,7 @@ from ._base import (
     JobRecord,
     Store,
     apply_clear_delivery,
+    apply_collected,
     apply_created,
     apply_delivery,
     apply_update,
@@ -108,6 +109,27 @@ class MemoryStore(Store):
             ),
             key=lambda r: r.created_at,
         )
+
+    async def uncollected(
+        self, provider: str | None = None, *, scope: str | None = None, since: float = 0.0
+    ) -> list[JobRecord]:
+        found = (self._records.get(key) for key in self._finished)
+        return sorted(
+            (
+                copy_record(r)
+                for r in found
+                if r is not None
+                and not r.collected
+                and r.updated_at >= since
+                and in_scope(r, provider, scope)
+            ),
+            key=lambda r: r.updated_at,
+        )
+
+    async def set_collected(self, key: str) -> None:
+        record = self._records.get(key)
+        if record is not None:
+            apply_collected(record)
 
     async def delete(self, key: str) -> None:
         record = self._records.pop(key, None)

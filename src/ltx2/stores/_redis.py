@@ -8,6 +8,7 @@ Layout (``{p}`` is the prefix)::
     {p}:unfinished                   zset key -> created_at     (resync)
     {p}:unfinished:{provider}:{scope} zset key -> created_at    (resume: one provider key's)
     {p}:finished                     zset key -> finish time    (resync after a reconnect)
+    {p}:uncollected:{provider}:{scope} zset key -> finish time  (resume: finished, not collected)
     {p}:lease:{key}                  owner of the poll lease    PX ttl
     {p}:events                       pub/sub channel: {"src": instance id, "record": {...}}
 
@@ -49,6 +50,7 @@ from ._base import (
     JobRecord,
     Store,
     apply_clear_delivery,
+    apply_collected,
     apply_created,
     apply_delivery,
     apply_update,
@@ -116,6 +118,12 @@ if ARGV[4] == '1' then
   redis.call('ZREM', KEYS[6], ARGV[7])
   redis.call('ZADD', KEYS[5], ARGV[6], ARGV[7])
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[11])
+  if ARGV[12] == '1' then
+    redis.call('ZREM', KEYS[7], ARGV[7])
+  else
+    redis.call('ZADD', KEYS[7], ARGV[6], ARGV[7])
+    redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. ARGV[11])
+  end
 else
   redis.call('ZADD', KEYS[4], ARGV[5], ARGV[7])
   redis.call('ZADD', KEYS[6], ARGV[5], ARGV[7])
@@ -134,6 +142,7 @@ if ARGV[2] == '1' and redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[7], ARGV[1])
+redis.call('ZREM', KEYS[8], ARGV[1])
 return 1
 """
 
@@ -359,6 +368,9 @@ class RedisStore(Store):
     def _scoped_unfinished(self, provider: str, scope: str) -> str:
         return f"{self._prefix}:unfinished:{provider}:{scope}"
 
+    def _uncollected(self, provider: str, scope: str) -> str:
+        return f"{self._prefix}:uncollected:{provider}:{scope}"
+
     async def open(self) -> None:
         """Connect, and subscribe to the events channel (waits for Redis to confirm, so
         nothing changed after ``open`` returns is missed). Idempotent."""
@@ -543,6 +555,7 @@ class RedisStore(Store):
                 f"{self._prefix}:unfinished",
                 f"{self._prefix}:finished",
                 self._scoped_unfinished(record.provider, record.scope),
+                self._uncollected(record.provider, record.scope),
             ],
             args=[
                 expected,
@@ -556,6 +569,7 @@ class RedisStore(Store):
                 event,
                 "1" if has_job_id else "0",
                 repr(time.time() - self._finished_ttl),
+                "1" if record.collected else "0",
             ],
             client=client,
         )
@@ -669,6 +683,32 @@ class RedisStore(Store):
                 await client.zrem(name, *gone)
         return [r for r in records if not r.terminal and in_scope(r, provider, scope)]
 
+    async def uncollected(
+        self, provider: str | None = None, *, scope: str | None = None, since: float = 0.0
+    ) -> list[JobRecord]:
+        client = await self._client_ready()
+        if provider is not None and scope is not None:
+            # One provider key's own set: only its finished, uncollected jobs are read.
+            name = self._uncollected(provider, scope)
+            keys = [_text(k) for k in await client.zrangebyscore(name, since, "+inf")]
+        else:
+            name = None
+            keys = [
+                _text(k)
+                for k in await client.zrangebyscore(f"{self._prefix}:finished", since, "+inf")
+            ]
+        records = await self._load_many(keys)
+        gone = set(keys) - {r.key for r in records}
+        if gone and name is not None:  # expired by their TTL
+            await client.zrem(name, *gone)
+        found = [
+            r for r in records if r.terminal and not r.collected and in_scope(r, provider, scope)
+        ]
+        return sorted(found, key=lambda r: r.updated_at)
+
+    async def set_collected(self, key: str) -> None:
+        await self._change(key, apply_collected, publish=False)
+
     async def delete(self, key: str) -> None:
         client = await self._client_ready()
         assert self._scripts is not None
@@ -689,6 +729,11 @@ class RedisStore(Store):
                 self._key("lease", key),
                 (
                     self._scoped_unfinished(record.provider, record.scope)
+                    if record is not None
+                    else f"{self._prefix}:unfinished"
+                ),
+                (
+                    self._uncollected(record.provider, record.scope)
                     if record is not None
                     else f"{self._prefix}:unfinished"
                 ),

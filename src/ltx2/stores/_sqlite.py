@@ -1,7 +1,9 @@
 """``SQLiteStore``: job records in one SQLite file (WAL), so jobs survive a restart.
 
 One table, ``ltx2_jobs``: the record's JSON plus the columns the lookups need (``token``,
-``provider``/``job_id``, ``terminal``/``created_at``). Every change is one ``BEGIN
+``provider``/``job_id``, ``terminal``/``created_at``; ``terminal`` is 0 for an unfinished
+record, 1 for a finished one and 2 once it is also collected, so the finished-and-uncollected
+lookup is one range of the ``(terminal, updated_at)`` index). Every change is one ``BEGIN
 IMMEDIATE`` transaction that reads the record, applies :func:`~ltx2.stores._base.apply_update`
 (or the delivery / create rules) in Python and writes it back, so two writers, in this process
 or in another one that opened the same file, never lose each other's change. Nothing is cached
@@ -26,6 +28,7 @@ from ._base import (
     JobRecord,
     Store,
     apply_clear_delivery,
+    apply_collected,
     apply_created,
     apply_delivery,
     apply_update,
@@ -93,7 +96,7 @@ def _row(record: JobRecord, raw: str) -> tuple[Any, ...]:
         record.token,
         record.provider,
         record.job_id,
-        1 if record.terminal else 0,
+        (2 if record.collected else 1) if record.terminal else 0,
         record.created_at,
         record.updated_at,
         raw,
@@ -234,7 +237,7 @@ class SQLiteStore(Store):
         db = await self._conn()
         async with self._lock:
             await db.execute_fetchall(
-                "DELETE FROM ltx2_jobs WHERE terminal = 1 AND updated_at < ?",
+                "DELETE FROM ltx2_jobs WHERE terminal >= 1 AND updated_at < ?",
                 (now - self._keep_finished,),
             )
 
@@ -311,6 +314,20 @@ class SQLiteStore(Store):
                 (provider,),
             )
         return [r for r in map(_load, rows) if in_scope(r, provider, scope)]
+
+    async def uncollected(
+        self, provider: str | None = None, *, scope: str | None = None, since: float = 0.0
+    ) -> list[JobRecord]:
+        rows = await self._query(
+            "SELECT record FROM ltx2_jobs WHERE terminal = 1 AND updated_at >= ? "
+            "ORDER BY updated_at, rowid",
+            (since,),
+        )
+        found = map(_load, rows)
+        return [r for r in found if not r.collected and in_scope(r, provider, scope)]
+
+    async def set_collected(self, key: str) -> None:
+        await self._change(_SELECT_BY_KEY, (key,), apply_collected)
 
     async def delete(self, key: str) -> None:
         db = await self._conn()
