@@ -199,3 +199,57 @@ async def test_poller_checks_due_jobs_in_at_most_concurrency_workers() -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await runner
     assert [t for t in asyncio.all_tasks() - before if not t.done()] == []
+
+
+async def test_slots_bound_order_and_cancellation() -> None:
+    """The transport's connection places: a free one is taken without a loop iteration; at
+    most ``n`` are held; waiters get them first come, first served; a waiter cancelled while
+    waiting takes none, and one cancelled just as it was handed one passes it on."""
+    import asyncio
+
+    from ltx2._slots import Slots
+
+    slots = Slots(2)
+    ran: list[str] = []
+    other = asyncio.get_running_loop().create_task(asyncio.sleep(0, "x"))
+    other.add_done_callback(lambda _: ran.append("other"))
+    async with slots:
+        assert ran == []  # no checkpoint on a free place
+    await other
+
+    held = 0
+    peak = 0
+    order: list[int] = []
+    gate = asyncio.Event()
+
+    async def hold(i: int) -> None:
+        nonlocal held, peak
+        async with slots:
+            held += 1
+            peak = max(peak, held)
+            order.append(i)
+            await gate.wait()
+            held -= 1
+
+    tasks = [asyncio.get_running_loop().create_task(hold(i)) for i in range(6)]
+    await asyncio.sleep(0.01)
+    assert order == [0, 1]
+    assert slots.locked()
+    tasks[2].cancel()  # waiting: takes no place
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert order == [0, 1, 3, 4, 5]
+    assert peak == 2
+    assert not slots.locked()
+
+    # Handed a place and cancelled before it ran: the place goes to the next waiter.
+    async with slots:
+        async with slots:
+            first = asyncio.get_running_loop().create_task(hold(10))
+            second = asyncio.get_running_loop().create_task(hold(11))
+            await asyncio.sleep(0)
+        first.cancel()  # its waiter was just given the place freed above
+    await asyncio.gather(first, second, return_exceptions=True)
+    assert order[-1] == 11
+    assert not slots.locked()
