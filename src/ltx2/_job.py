@@ -278,7 +278,7 @@ class Job:
 
     def _apply(self, update: StatusUpdate) -> None:
         """A new reading from the store. Resolves the job once."""
-        if self._future.done() or update == self._update:
+        if self._future.done() or update is self._update or update == self._update:
             return
         changed = _seen(update) != _seen(self._update)
         self._update = update

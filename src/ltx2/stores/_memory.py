@@ -49,8 +49,8 @@ class MemoryStore(Store):
         return None if record is None else copy_record(record)
 
     async def get_by_token(self, token: str) -> JobRecord | None:
-        key = self._by_token.get(token)
-        return None if key is None else await self.get(key)
+        record = self._records.get(self._by_token.get(token, ""))
+        return None if record is None else copy_record(record)
 
     async def find(
         self, provider: str, job_id: str, *, scope: str | None = None

@@ -16,6 +16,7 @@ import hmac
 from collections.abc import Mapping
 
 from .._errors import WebhookError
+from ._headers import header as _header
 
 __all__ = ["DEFAULT_TOLERANCE", "verify_eachlabs", "verify_secret"]
 
@@ -75,12 +76,3 @@ def verify_secret(headers: Mapping[str, str], expected: str | None) -> None:
         raise WebhookError("missing X-Webhook-Secret header")
     if not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode()):
         raise WebhookError("X-Webhook-Secret does not match")
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        for key, v in headers.items():
-            if key.lower() == name:
-                return v
-    return value

@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .._errors import WebhookError
+from ._headers import header
 
 __all__ = ["DEFAULT_TOLERANCE", "FAL_JWKS_URLS", "parse_jwks", "verify_fal_signature"]
 
@@ -63,12 +64,10 @@ def verify_fal_signature(
             tolerance, or no key verifies the signature. The message never repeats header
             values or the body.
     """
-    found = {key.lower(): value for key, value in headers.items()}
-    missing = [name for name in _HEADERS if not found.get(name)]
-    if missing:
+    request_id, user_id, timestamp, signature_hex = (header(headers, n) for n in _HEADERS)
+    if not request_id or not user_id or not timestamp or not signature_hex:
+        missing = [name for name in _HEADERS if not header(headers, name)]
         raise WebhookError(f"fal webhook: missing header(s) {', '.join(missing)}")
-    request_id, user_id = found[_REQUEST_ID], found[_USER_ID]
-    timestamp, signature_hex = found[_TIMESTAMP], found[_SIGNATURE]
     try:
         skew = abs(now - int(timestamp))
     except (ValueError, OverflowError):  # not digits, or thousands of them

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import http_exceptions, web
+from multidict import CIMultiDict
 
 from .._errors import InvalidRequestError, WebhookError
 from ..providers import PROVIDERS, Provider, get
@@ -320,18 +321,20 @@ async def _read_body(request: web.Request, limit: int) -> bytes | web.StreamResp
     bodies itself, aiohttp has already done so, in steps up to its own limit (32 MiB).
     """
     content = request.content
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    encoding = request.headers.get("Content-Encoding")
     decoder = None
-    if getattr(content, "total_compressed_bytes", None) is None and encoding != "identity":
+    if encoding is not None:
+        encoding = encoding.strip().lower()
         # With aiohttp ≥ 3.12 total_compressed_bytes tells whether aiohttp decoded it.
-        wbits = _DECODERS.get(encoding)
-        if wbits is None:
-            return _reply(400, "unsupported Content-Encoding (gzip and deflate are accepted)")
-        decoder = zlib.decompressobj(wbits)
+        if encoding != "identity" and getattr(content, "total_compressed_bytes", None) is None:
+            wbits = _DECODERS.get(encoding)
+            if wbits is None:
+                return _reply(400, "unsupported Content-Encoding (gzip and deflate are accepted)")
+            decoder = zlib.decompressobj(wbits)
     chunks: list[bytes] = []
     raw_size = size = 0
     try:
-        while True:
+        while not content.at_eof():  # (checked first: no read call past the last chunk)
             chunk = await content.readany()
             if not chunk:
                 break
@@ -393,9 +396,11 @@ def _reply(status: int, message: str) -> web.Response:
     return web.json_response({"ok": status == 200, "message": message}, status=status)
 
 
-#: The body of every 200, encoded once (``json_response`` would encode it per delivery).
+#: The body and headers of every 200, built once (``json_response`` would encode the body per
+#: delivery; a ``content_type`` argument is parsed per response; aiohttp copies ``headers``).
 _OK_BODY = json.dumps({"ok": True, "message": "ok"}).encode()
+_OK_HEADERS = CIMultiDict({"Content-Type": "application/json; charset=utf-8"})
 
 
 def _ok() -> web.Response:
-    return web.Response(body=_OK_BODY, content_type="application/json", charset="utf-8")
+    return web.Response(body=_OK_BODY, headers=_OK_HEADERS)
