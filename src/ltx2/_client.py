@@ -230,6 +230,7 @@ class Client:
         if self._unsubscribe is not None:
             self._unsubscribe()
         self._resolver.release_all()
+        await self._submitter.drain(CREATE_CANCEL_GRACE)
         await self._ctx.close_limiter()
         await self._ctx.transport.aclose()
         if self._owns_store:

@@ -73,6 +73,17 @@ class Submitter:
         self._provider = ctx.provider
         self._store = ctx.store
         self._transport = ctx.transport
+        #: The creates in flight (see :meth:`drain`).
+        self._sending: set[asyncio.Task[Created]] = set()
+
+    async def drain(self, grace: float) -> None:
+        """The client is closing: wait (at most ``grace`` seconds, through any cancel) for
+        the creates in flight to read their replies before the session closes under them,
+        so that a job the provider made is recorded with its id, not left UNKNOWN."""
+        pending = [task for task in self._sending if not task.done()]
+        if pending:
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait(pending, timeout=grace)
 
     # -- before anything is sent ----------------------------------------------------------
 
@@ -263,6 +274,8 @@ class Submitter:
             sending = asyncio.get_running_loop().create_task(
                 self._send_create(call, permit), name=f"ltx2 create ({ctx.name})"
             )
+            self._sending.add(sending)
+            sending.add_done_callback(self._sending.discard)
             sent = True
             created = await asyncio.shield(sending)
         except BaseException as exc:

@@ -4,12 +4,14 @@ a record without a status. Against aioresponses, no sockets."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import anyio
 import pytest
-from aioresponses import aioresponses
+from aioresponses import CallbackResult, aioresponses
 from tests.conftest import NO_BACKOFF
+from yarl import URL
 
 import ltx2
 from ltx2.stores import JobRecord
@@ -111,3 +113,50 @@ async def test_a_create_not_sent_for_a_store_error_leaves_no_record_even_if_dele
             assert await c.resume() == []
         assert sum(len(calls) for calls in m.requests.values()) == 0
     assert store._records == {}
+
+
+# -- aclose() while a submit's create is in flight ----------------------------------------------
+
+
+class Blocked:
+    """A create whose reply waits until released."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.payload = payload
+        self.arrived = asyncio.Event()
+        self.released = asyncio.Event()
+
+    async def reply(self, url: URL, **kw: Any) -> CallbackResult:
+        self.arrived.set()
+        await self.released.wait()
+        return CallbackResult(payload=self.payload)
+
+
+async def test_aclose_while_a_create_is_in_flight_waits_for_its_reply() -> None:
+    """The create left, then the client is closed, then its reply comes: aclose() waited
+    for it, the submit gives its job (the provider made it) and awaiting it raises
+    ClientClosedError at once, like any job pending at the close; the record keeps the
+    provider's id for resume()."""
+    create = Blocked({"status": "success", "predictionID": "p-late"})
+    store = ltx2.MemoryStore()
+    with aioresponses() as m:
+        m.post(EACHLABS_CREATE, callback=create.reply)
+        c = client(store)
+        await c.__aenter__()
+        submit = asyncio.create_task(c.submit(image=IMAGE, prompt="p"))
+        with anyio.fail_after(PATIENCE):
+            await create.arrived.wait()
+        closing = asyncio.create_task(c.aclose())
+        await asyncio.sleep(0.05)
+        # The session stays open for the reply (closing it would drop the reply of a
+        # job the provider made, leaving its record UNKNOWN).
+        assert not closing.done()
+        create.released.set()
+        with anyio.fail_after(PATIENCE):
+            await closing
+            job = await submit
+            with pytest.raises(ltx2.ClientClosedError):
+                await job
+    assert job.id == "p-late"
+    (record,) = await store.unfinished("eachlabs")
+    assert record.job_id == "p-late"
