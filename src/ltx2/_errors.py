@@ -12,8 +12,8 @@ Every error is an :class:`LTX2Error`::
     │   └── ServerError            5xx
     ├── TransportError                          connection failures and timeouts
     ├── JobFailedError                          the job ended in failure (.job, .message, .code)
-    ├── JobCancelledError                       the job was cancelled
-    ├── JobTimeoutError                         result(timeout=) ran out; the job keeps running
+    ├── JobCancelledError                       the job was cancelled (.job)
+    ├── JobTimeoutError                         result(timeout=) ran out (.job); it keeps running
     ├── ClientClosedError                       the client was closed (the job keeps running)
     ├── WebhookError                            a delivery that fails verification
     └── UnsupportedError                        the provider cannot do that

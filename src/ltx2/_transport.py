@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import ipaddress
 import logging
 import math
@@ -51,6 +52,10 @@ DEFAULT_MAX_DOWNLOAD_BYTES = 2 * 1024**3
 _CHUNK = 256 * 1024
 #: Same-origin redirects an API call follows (aiohttp's default is 10; providers use none).
 _MAX_API_REDIRECTS = 5
+#: aiohttp sends a body of more bytes than this with a ResourceWarning (writing it whole may
+#: hold the event loop: ``aiohttp.payload.TOO_LARGE_BYTES_BODY``); such a body goes as a
+#: stream, in chunks.
+_LARGE_BODY = 2**20
 #: Connections a transport's own session opens at once (API calls, downloads and status
 #: streams together; an injected session's connector limit stands in for it).
 POOL_SIZE = 256
@@ -397,10 +402,7 @@ class Transport:
         }
         query = dict(params) if params else None
         for _ in range(max_redirects + 1):
-            if json is not None:
-                kwargs["json"] = json
-            elif data is not None:
-                kwargs["data"] = data
+            kwargs.update(_body(session, kwargs["headers"], json, data))
             resp = await session.request(method, url, params=query, **kwargs)
             location = resp.headers.get("Location") if resp.status in _REDIRECTS else None
             if location is None:
@@ -693,3 +695,24 @@ def _refused(address: IPAddress, policy: DownloadPolicy) -> str | None:
 
 def _describe(error: Exception) -> str:
     return str(error) or type(error).__name__
+
+
+def _body(
+    session: aiohttp.ClientSession, headers: dict[str, str], json: Any, data: bytes | None
+) -> dict[str, Any]:
+    """The body arguments of a request: ``json=`` or ``data=`` as given, or, over
+    :data:`_LARGE_BODY` bytes, a fresh stream of them (one per send: a redirect resends it)
+    with the content type they would have had. Its length is still sent."""
+    if json is not None:
+        text = session.json_serialize(json)
+        if len(text) <= _LARGE_BODY // 4:  # at most 4 bytes per character: no need to encode
+            return {"json": json}
+        encoded = text.encode()
+        if len(encoded) <= _LARGE_BODY:
+            return {"json": json}
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = "application/json"
+        return {"data": io.BytesIO(encoded)}
+    if data is not None and len(data) > _LARGE_BODY:
+        return {"data": io.BytesIO(data)}
+    return {} if data is None else {"data": data}

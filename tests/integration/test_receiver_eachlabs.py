@@ -4,6 +4,7 @@ beat the create reply, duplicates, failures, forgeries, bad bodies, and missing 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
 from typing import Any
@@ -31,7 +32,9 @@ def client(rx: ltx2.WebhookReceiver, **kw: Any) -> ltx2.Client:
 async def post(
     url: str, body: bytes | dict[str, Any], headers: dict[str, str] | None = None
 ) -> int:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    data: bytes | io.BytesIO = body if isinstance(body, bytes) else json.dumps(body).encode()
+    if len(data) > 2**20:  # aiohttp warns (ResourceWarning) of large bodies given as bytes
+        data = io.BytesIO(data)
     async with aiohttp.ClientSession() as s, s.post(url, data=data, headers=headers) as r:
         return r.status
 

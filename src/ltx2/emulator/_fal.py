@@ -213,12 +213,13 @@ class FalAPI(ProviderAPI):
         stats["max_streams_open"] = max(stats["max_streams_open"], stats["streams_open"])
         try:
             await self._stream_events(request, response, job, with_logs)
+            await response.write_eof()
         except ConnectionResetError:
-            # The client went away (it closed, or it had what it wanted): nothing to answer.
+            # The client went away (it closed, or it had what it wanted), also just before
+            # the stream's end: nothing to answer.
             return response
         finally:
             stats["streams_open"] -= 1
-        await response.write_eof()
         return response
 
     async def _stream_events(
