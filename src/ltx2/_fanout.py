@@ -239,8 +239,9 @@ class _Run:
         self.started += 1
         return index, item
 
-    async def run_one(self, request: VideoRequest) -> Job:
-        """Submit ``request``, wait until its job has finished, report progress; the job.
+    async def run_one(self, request: VideoRequest) -> tuple[Job, Video | Exception]:
+        """Submit ``request``, wait until its job has finished, report progress; the job and
+        what awaiting it gives (its video or its error: read once, here).
 
         A create that fails gives a :class:`_NotSubmitted` job. Cancelled while the job runs,
         it cancels the job at the provider first (where the provider can cancel).
@@ -257,8 +258,11 @@ class _Run:
                 await self._hook("on_submit", self.on_submit, job)
             # It may finish badly (or, not submitted, have never started): whoever awaits
             # the job is told; here only its end matters.
-            with contextlib.suppress(Exception):
-                await job.result()
+            outcome: Video | Exception
+            try:
+                outcome = await job.result()
+            except Exception as exc:
+                outcome = exc
         except BaseException:
             # Work that must outlive the cancel (ltx2._shield): the job is paid for.
             with contextlib.suppress(Exception):
@@ -268,7 +272,7 @@ class _Run:
             raise
         self.done += 1
         await self._notify(job)
-        return job
+        return job, outcome
 
     async def _cancel(self, job: Job) -> None:
         if job.done or self.client.closing:
@@ -386,7 +390,8 @@ async def _as_completed(run: _Run, concurrency: int) -> AsyncGenerator[Job, None
     completed = False
 
     async def worker(index: int, request: VideoRequest) -> None:
-        handoff.put(await run.run_one(request))
+        job, _ = await run.run_one(request)
+        handoff.put(job)
 
     async def produce(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         nonlocal completed
@@ -436,13 +441,10 @@ async def gather(
     results: dict[int, Video | BaseException] = {}
 
     async def worker(index: int, request: VideoRequest) -> None:
-        job = await run.run_one(request)
-        try:
-            results[index] = await job
-        except Exception as exc:
-            results[index] = exc
-            if not return_exceptions:
-                run.fail(exc)
+        _, outcome = await run.run_one(request)
+        results[index] = outcome
+        if isinstance(outcome, Exception) and not return_exceptions:
+            run.fail(outcome)
 
     async with anyio.create_task_group() as workers:
         run.feed(workers, worker)
