@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import difflib
+import inspect
 import logging
 import os
 import uuid
@@ -87,7 +89,9 @@ class Client:
             :class:`ltx2.RedisStore` shares them with every replica through Redis), else
             this process. A Redis URL or a :class:`ltx2.stores.RedisLimits` shares them
             through that Redis whatever the store; ``"local"`` keeps them in the process.
-        **provider_options: options of the provider module (e.g. fal's ``storage_url``).
+        **provider_options: options of the provider module (fal's ``storage_url``,
+            ``cdn_url`` and ``data_uri_threshold``; the others take none). Any other name is
+            an :class:`ltx2.InvalidRequestError` naming it, never silently ignored.
 
     Use it as ``async with ltx2.Client("fal") as client:``, or call :meth:`aclose` when done.
     """
@@ -115,6 +119,7 @@ class Client:
     ) -> None:
         provider = normalize(provider)  # any case: "FAL" is fal
         cls = get(provider)
+        _check_options(provider, cls.option_names, provider_options)
         base_url, time_scale = where_to_connect(provider, base_url, time_scale)
         key = cls.resolve_api_key(api_key, os.environ)
         if uploader is not None and not callable(uploader):
@@ -462,3 +467,27 @@ class _FanoutHost:
     async def start_background(self, func: Work, *, name: str) -> None:
         await self._client._ensure_started()
         await self._client._lifecycle.start_task(func, name=name)
+
+
+def _check_options(provider: str, names: tuple[str, ...], options: dict[str, Any]) -> None:
+    """Refuse a keyword that neither ``Client`` nor the provider takes (a misspelt
+    ``trust_env``, or fal's ``storage_url`` given to Eachlabs), naming it and what is
+    allowed. Its value is never shown: it may be a key given under a wrong name."""
+    from .providers import PROVIDERS
+
+    for name in options:
+        if name in names:
+            continue
+        own = inspect.signature(Client.__init__).parameters
+        known = [p for p in own if p not in ("self", "provider", "provider_options")]
+        known += names
+        takers = [p for p in PROVIDERS if name in get(p).option_names]
+        if takers:
+            hint = f" ({' and '.join(takers)} {'takes' if len(takers) == 1 else 'take'} it)"
+        else:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise InvalidRequestError(
+            f"Client: {name!r} is not an option of Client or of {provider}{hint}",
+            field=name, value=f"<{type(options[name]).__name__}>", allowed=", ".join(known),
+        )  # fmt: skip

@@ -11,6 +11,7 @@ from aioresponses import aioresponses
 from tests.conftest import FAST_POLL, NO_BACKOFF
 
 import ltx2
+from ltx2.providers import ProviderName
 
 BASE = "https://api.eachlabs.ai"
 IMAGE = "https://cdn.example.com/cat.jpg"
@@ -184,3 +185,35 @@ def test_trust_env_that_is_not_a_bool_is_refused(bad: object) -> None:
         ltx2.Client("eachlabs", api_key="k", trust_env=bad)  # type: ignore[arg-type]
     assert err.value.field == "trust_env"
     assert err.value.allowed == "True or False"
+
+
+@pytest.mark.parametrize(
+    ("provider", "name", "hint"),
+    [
+        ("eachlabs", "trsut_env", "did you mean 'trust_env'"),
+        ("runcomfy", "timeout", "did you mean 'timeouts'"),
+        ("gmicloud", "storage_url", "fal takes it"),  # fal's own option, not GMI's
+        ("fal", "webhook", "did you mean 'webhooks'"),
+        ("aimlapi", "zzz", None),
+    ],
+)
+def test_an_option_no_one_takes_is_refused_by_name(
+    provider: ProviderName, name: str, hint: str | None
+) -> None:
+    # A misspelt option went silently into **provider_options and was ignored.
+    secret = "sk-live-0123456789abcdef"  # e.g. a key given under a wrong name
+    with pytest.raises(ltx2.InvalidRequestError) as err:
+        ltx2.Client(provider, api_key="k", **{name: secret})
+    assert err.value.field == name
+    assert f"{name!r} is not an option of Client or of {provider}" in str(err.value)
+    if hint is not None:
+        assert hint in str(err.value)
+    assert "trust_env" in err.value.allowed
+    assert secret not in str(err.value) + repr(err.value) + str(err.value.value)
+
+
+def test_fal_takes_its_own_options() -> None:
+    client = ltx2.Client(
+        "fal", api_key="k", storage_url="https://storage.example.com", data_uri_threshold=0
+    )
+    assert client.capabilities.upload

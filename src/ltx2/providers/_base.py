@@ -137,6 +137,9 @@ class Provider(ABC):
     default_base_url: ClassVar[str]
     capabilities: ClassVar[Capabilities]
     default_limits: ClassVar[Limits] = Limits()
+    #: The keyword options this provider takes (``Client(..., **provider_options)``); any
+    #: other name is refused, so that a misspelt option is not silently ignored.
+    option_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, api_key: str, base_url: str | None = None, **options: Any) -> None:
         self._api_key = api_key

@@ -112,6 +112,8 @@ class Fal(Provider):
     )
     # fal documents no fixed rate: it answers 429 when a key is over its concurrency.
 
+    option_names = ("storage_url", "cdn_url", "data_uri_threshold")
+
     def __init__(self, api_key: str, base_url: str | None = None, **options: Any) -> None:
         super().__init__(api_key, base_url, **options)
         # The emulator serves storage and the CDN next to the queue; never send a local
