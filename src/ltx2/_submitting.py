@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["CREATE_CANCEL_GRACE", "DATA_URI_THRESHOLD", "SUBMITTED", "UNANSWERED", "Submitter"]
 
 log = logging.getLogger("ltx2")
+
+T = TypeVar("T")
 
 #: Local images up to this size go inline as data URIs where a provider takes both data URIs
 #: and uploads; larger ones are uploaded.
@@ -395,9 +398,10 @@ class Submitter:
                 await self._abandon(record, error, True)
                 return
             created = sending.result()
-            rec = await self._store.set_created(
-                record.key, created.job_id, dict(created.meta), created.update or SUBMITTED
-            )
+            rec = await _retrying(
+                self._store.set_created,
+                record.key, created.job_id, dict(created.meta), created.update or SUBMITTED,
+            )  # fmt: skip
             if rec is None or rec.terminal:
                 return
             try:
@@ -450,19 +454,23 @@ class Submitter:
             maybe_created = False
         # Tried again on a store error (within the settle's grace): a record left behind
         # with no status would come back from resume() as a create that may have been sent.
-        delay = _RECORD_RETRY_FIRST
-        for attempt in range(_ABANDON_TRIES):
-            try:
-                if maybe_created:
-                    await self._store.update(record.key, UNANSWERED)
-                else:
-                    await self._store.delete(record.key)
-                return
-            except Exception:
-                if attempt + 1 == _ABANDON_TRIES:
-                    raise
+        if maybe_created:
+            await _retrying(self._store.update, record.key, UNANSWERED)
+        else:
+            await _retrying(self._store.delete, record.key)
+
+
+async def _retrying(call: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """``await call(*args)``, tried :data:`_ABANDON_TRIES` times on an error (a store that
+    failed), spaced from :data:`_RECORD_RETRY_FIRST` seconds, doubling; then its error."""
+    delay = _RECORD_RETRY_FIRST
+    for _ in range(_ABANDON_TRIES - 1):
+        try:
+            return await call(*args)
+        except Exception:
             await anyio.sleep(delay)
             delay *= 2
+    return await call(*args)
 
 
 def _providers_where(test: Any) -> str:

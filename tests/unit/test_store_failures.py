@@ -160,3 +160,30 @@ async def test_aclose_while_a_create_is_in_flight_waits_for_its_reply() -> None:
     assert job.id == "p-late"
     (record,) = await store.unfinished("eachlabs")
     assert record.job_id == "p-late"
+
+
+async def test_a_cancelled_submit_whose_create_reply_the_store_fails_to_record_still_settles() -> (
+    None
+):
+    """submit() cancelled with its create in flight; the reply comes, and the store fails
+    once to record it: the job is still cancelled at the provider and its record says so
+    (not a record with no status, that resume() would report as a create never answered)."""
+    create = Blocked({"status": "success", "predictionID": "p-c"})
+    store = Failing(before={"set_created": 1})
+    with aioresponses() as m:
+        m.post(EACHLABS_CREATE, callback=create.reply)
+        m.post(f"{EACHLABS}/v1/prediction/p-c/cancel", payload={"status": "success"})
+        m.get(f"{EACHLABS}/v1/prediction/p-c", payload={"status": "cancelled"}, repeat=True)
+        async with client(store) as c:
+            task = asyncio.create_task(c.submit(image=IMAGE, prompt="p"))
+            with anyio.fail_after(PATIENCE):
+                await create.arrived.wait()
+            task.cancel()
+            await asyncio.sleep(0.01)
+            create.released.set()
+            with anyio.fail_after(PATIENCE):
+                await asyncio.wait([task])
+            assert task.cancelled()
+    record = await store.find("eachlabs", "p-c")
+    assert record is not None
+    assert record.status is ltx2.JobStatus.CANCELLED
