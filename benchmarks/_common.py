@@ -51,8 +51,28 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def source() -> dict[str, Any]:
+    """Which code a run measured: the commit of the checkout (``None`` outside git) and
+    whether its files differed from it. A figure read beside another run's must name this:
+    a table once showed a poller schedule two commits older than the code it described."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "--short", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks")
+    return {"commit": commit, "modified": None if status is None else bool(status)}
+
+
 def machine() -> dict[str, Any]:
-    """The facts docs/benchmarks.md states about the machine."""
+    """The facts docs/benchmarks.md states about the machine, and the code measured
+    (:func:`source`)."""
     model = ""
     try:
         with open("/proc/cpuinfo") as fh:
@@ -70,6 +90,7 @@ def machine() -> dict[str, Any]:
         "aiohttp": aiohttp.__version__,
         "platform": platform.platform(),
         "pinned": can_pin(),
+        "source": source(),
     }
 
 

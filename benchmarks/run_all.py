@@ -197,7 +197,22 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                 f"{u['creates_per_min']:.1f}", f"{u['limit_per_min']}/min (the emulator's)",
                 f"{u['utilisation']:.3f}", "every job, one create each",
                 yes(u["nothing_lost"]))  # fmt: skip
-    return "\n".join(rows)
+    return "\n".join(rows) + "\n\n" + measured(results)
+
+
+def measured(results: dict[str, dict[str, Any]]) -> str:
+    """Which code each row measured: results.json keeps earlier runs of benchmarks not run
+    again (``--only``), so one table can mix commits; this says so instead of hiding it."""
+    names: dict[str, str] = {}
+    for name, r in results.items():
+        src = r.get("machine", {}).get("source") or {}
+        commit = src.get("commit") or "unknown"
+        names[name] = commit + (" (modified)" if src.get("modified") else "")
+    commits = set(names.values())
+    if len(commits) == 1:
+        return f"Measured at commit {commits.pop()}."
+    parts = ", ".join(f"{name} at {commit}" for name, commit in names.items())
+    return f"**Measured at different commits**: {parts}."
 
 
 def main() -> None:
