@@ -39,7 +39,6 @@ from yarl import URL
 from ._config import DownloadPolicy, RetryPolicy, Timeouts
 from ._errors import APIError, RateLimitError, TransportError, error_for_status
 from ._redact import redact_url, scrub, secrets_of
-from ._slots import Slots
 from ._types import HTTPCall, HTTPReply
 from .providers import Provider
 
@@ -178,13 +177,12 @@ class Transport:
         # though they were never sent. API calls and downloads share ``_pool``; status
         # streams, which hold a connection for a job's life, have places of their own, so
         # the two together never ask aiohttp for more connections than its pool holds.
-        # A free place costs a counter decrement (ltx2._slots: asyncio's Semaphore costs
-        # more on the path every call takes) and never yields.
+        # Free, a semaphore costs nothing (an asyncio.Semaphore does not yield).
         self._pool_size = _pool_size(session)
         #: How many status streams may be open at once (see :data:`MAX_STREAMS`).
         self.max_streams = min(MAX_STREAMS, self._pool_size // 4)
-        self._pool = Slots(self._pool_size - self.max_streams)
-        self._streams = Slots(self.max_streams)
+        self._pool = asyncio.Semaphore(self._pool_size - self.max_streams)
+        self._streams = asyncio.Semaphore(self.max_streams)
 
     @property
     def closed(self) -> bool:
