@@ -295,3 +295,32 @@ async def test_a_429_that_came_before_the_accepted_reply_is_lifted_even_if_its_h
     await asyncio.wait_for(c.acquire_create(), 2.0)
     for limiter in (a, b, c):
         await limiter.aclose()
+
+
+async def test_a_clients_retry_after_3600_holds_the_shared_key_back_for_max_retry_after_only(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    # The client caps a 429's hold at RetryPolicy.max_retry_after before it reaches the
+    # shared limits (as for KeyLimiter): the next submit goes after 0.3 s, not after an hour.
+    from aioresponses import aioresponses
+
+    create = "https://api.eachlabs.ai/v1/prediction/"
+    retry = ltx2.RetryPolicy(attempts=1, max_retry_after=0.3)
+    backend = RedisLimits(redis_server.url, prefix=prefix)
+    with aioresponses() as m:
+        m.post(create, status=429, headers={"Retry-After": "3600"},
+               payload={"status": "error", "message": "rate limited"})  # fmt: skip
+        m.post(create, payload={"status": "success", "predictionID": "p-2"})
+        async with ltx2.Client(
+            "eachlabs", api_key="sk-shared-cap", retry=retry, limits_backend=backend,
+            poll=ltx2.PollPolicy(first=3600, min_interval=1, max_interval=2),
+        ) as c:  # fmt: skip
+            with pytest.raises(ltx2.RateLimitError):
+                await c.submit(image="https://cdn.example.com/cat.jpg", prompt="one")
+            start = time.monotonic()
+            second = await asyncio.wait_for(
+                c.submit(image="https://cdn.example.com/cat.jpg", prompt="two"), 10.0
+            )
+            waited = time.monotonic() - start
+    assert second.id == "p-2"
+    assert waited >= 0.2, waited  # held back (by Redis' hold), up to the cap only
