@@ -7,6 +7,7 @@ got a legitimate delivery resolves with its video."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import random
@@ -218,6 +219,9 @@ class Fuzzer:
             self.statuses[0] += 1
         finally:
             writer.close()
+            # Closed for good before the test's loop ends (else its socket is left unclosed).
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
     async def run(self, total: int) -> None:
         remaining = total

@@ -121,6 +121,7 @@ async def test_a_replica_that_stops_renewing_loses_its_slots_within_one_lease(
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(alive.acquire_create(), lease)
     await alive.aclose()
+    await dead.aclose()  # its connections (a dead process's would go with it)
 
 
 async def test_no_replica_starves_when_another_releases_and_asks_again_at_once(

@@ -60,7 +60,7 @@ async def test_two_replicas_attached_to_one_job_poll_it_about_once_per_interval_
             ltx2.Client("runcomfy", api_key="k", base_url=url, store=store, poll=poll)
             for store in stores
         )
-        async with first, second:
+        async with stores[0], stores[1], first, second:  # stores passed in: ours to close
             job = await first.submit(image=IMAGE, prompt="a cat")
             # The second replica attaches the same job (as one that starts up and resumes
             # whatever is unfinished would), so both poll it on the same schedule.
@@ -148,12 +148,13 @@ async def test_resume_on_one_replica_reports_nothing_unknown_that_another_is_cre
         url = emu.provider_url("runcomfy")
         poll = ltx2.PollPolicy(first=0.2, min_interval=0.2, max_interval=0.5)
 
-        def replica() -> ltx2.Client:
-            store = ltx2.RedisStore(redis_server.url, prefix=prefix)
+        stores = [ltx2.RedisStore(redis_server.url, prefix=prefix) for _ in range(2)]
+
+        def replica(store: ltx2.RedisStore) -> ltx2.Client:
             return ltx2.Client("runcomfy", api_key="k", base_url=url, poll=poll, store=store)
 
-        a, b = replica(), replica()
-        async with a, b:
+        a, b = replica(stores[0]), replica(stores[1])
+        async with stores[0], stores[1], a, b:  # stores passed in: ours to close
             submitting = asyncio.create_task(a.submit(image=IMAGE, prompt="a cat"))
             probe = ltx2.RedisStore(redis_server.url, prefix=prefix)
             async with probe:
@@ -177,11 +178,9 @@ async def test_a_delivery_is_confirmed_by_one_status_read_across_replicas(
         store = ltx2.RedisStore(redis_server.url, prefix=prefix)
         url = emu.provider_url("eachlabs")
         a = ltx2.Client("eachlabs", api_key="k", base_url=url, store=store, webhooks=receiver)
-        b = ltx2.Client(
-            "eachlabs", api_key="k", base_url=url,
-            store=ltx2.RedisStore(redis_server.url, prefix=prefix),
-        )  # fmt: skip
-        async with a, b:
+        b_store = ltx2.RedisStore(redis_server.url, prefix=prefix)
+        b = ltx2.Client("eachlabs", api_key="k", base_url=url, store=b_store)
+        async with store, b_store, a, b:  # stores passed in: ours to close
             job = await a.submit(image=IMAGE, prompt="a cat")
             [same] = await b.resume()  # B attaches the job too, as a replica starting up does
             assert same.id == job.id

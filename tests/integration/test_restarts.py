@@ -77,6 +77,8 @@ async def test_a_redis_restart_mid_run_loses_no_job(own_redis: RedisServer, kill
     hooked_store = ltx2.RedisStore(own_redis.url, prefix=prefix)
     polled_store = ltx2.RedisStore(own_redis.url, prefix=prefix)
     async with (
+        hooked_store,  # passed in: ours to close
+        polled_store,
         Emulator(time_scale=scale, render="stub", seed=3) as emu,
         ltx2.WebhookReceiver(store=hooked_store) as rx,
         ltx2.Client(

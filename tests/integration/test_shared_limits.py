@@ -8,6 +8,7 @@ two apps, or one app with two keys, on one Redis never see or limit each other's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import statistics
@@ -145,7 +146,7 @@ async def test_a_sigkilled_replica_frees_its_slots_within_a_lease_and_its_jobs_r
             "eachlabs", api_key=KEY, base_url=emu.provider_url("eachlabs"), store=store,
             time_scale=SCALE,
         )  # fmt: skip
-        async with client:
+        async with store, client:  # a store passed in is the caller's to close
             resumed = await client.resume()
             with_id = {job.id: job for job in resumed if job.id}
             unknown = [job for job in resumed if job.status is ltx2.JobStatus.UNKNOWN]
@@ -174,14 +175,22 @@ async def test_two_apps_and_two_keys_on_one_redis_see_and_limit_nothing_of_each_
     async with Emulator(render="stub", seed=13, processing_time={"eachlabs": 1000.0}) as emu:
         url = emu.provider_url("eachlabs")
 
+        stores: list[ltx2.RedisStore] = []  # passed in: the test closes them
+
         def client(key: str) -> ltx2.Client:
             store = ltx2.RedisStore(redis_server.url, prefix=shared_prefix)
+            stores.append(store)
             return ltx2.Client(
                 "eachlabs", api_key=key, base_url=url, store=store, limits=limits, poll=poll
             )
 
         app_one, app_two, app_two_other_key = client("key-one"), client("key-two"), client("k3")
-        async with app_one, app_two, app_two_other_key:
+        async with contextlib.AsyncExitStack() as stack:
+            for store in stores:
+                stack.push_async_callback(store.close)
+            await stack.enter_async_context(app_one)
+            await stack.enter_async_context(app_two)
+            await stack.enter_async_context(app_two_other_key)
             # Each key takes its whole limit, two creates and two jobs in flight, whatever the
             # other keys took (one shared limit would hold the third key's creates back).
             jobs = {}
@@ -192,12 +201,12 @@ async def test_two_apps_and_two_keys_on_one_redis_see_and_limit_nothing_of_each_
                 ]
             for name in ("one", "two", "k3"):
                 # Fresh clients on the same keys resume their own key's jobs and nothing else.
+                fresh_store = ltx2.RedisStore(redis_server.url, prefix=shared_prefix)
                 fresh = ltx2.Client(
                     "eachlabs", api_key={"one": "key-one", "two": "key-two", "k3": "k3"}[name],
-                    base_url=url, store=ltx2.RedisStore(redis_server.url, prefix=shared_prefix),
-                    limits=limits, poll=poll,
+                    base_url=url, store=fresh_store, limits=limits, poll=poll,
                 )  # fmt: skip
-                async with fresh:
+                async with fresh_store, fresh:
                     resumed = await fresh.resume()
                     assert {j.id for j in resumed} == {j.id for j in jobs[name]}
                     # ... and the key's limits are used up for it (2 in flight), not for others.
