@@ -56,21 +56,34 @@ class CreatePermit:
     """One create let go by a limiter. Call :meth:`answered` when its reply (or its failure)
     came back: a shared window then dates the create by when the provider had surely seen it,
     not by when it was let go (another process's next create is timed from it); and a create
-    the provider accepted lifts a 429's hold-off set before its reply (the provider takes
-    creates again)."""
+    let go after a 429 and accepted lifts that 429's hold-off (the provider takes creates
+    again)."""
 
-    __slots__ = ("_on_answer",)
+    __slots__ = ("_on_answer", "_on_resend")
 
-    def __init__(self, on_answer: Callable[[bool], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_answer: Callable[[bool], None] | None = None,
+        on_resend: Callable[[], None] | None = None,
+    ) -> None:
         self._on_answer = on_answer
+        self._on_resend = on_resend
+
+    def resent(self) -> None:
+        """The create is sent again (the transport's retry, e.g. after its own 429): its
+        success then counts from this send, after the 429s that came before it."""
+        if self._on_resend is not None and self._on_answer is not None:
+            self._on_resend()
 
     def answered(self, *, accepted: bool = False) -> None:
         """The create's reply came back (idempotent: only the first call counts).
 
-        ``accepted``: the reply was a success (2xx, a job id read from it). Every hold-off a
-        429 set before this call is then lifted, in this process and (with a shared backend)
-        in every replica; a 429 that comes after it holds on. Call it as the reply is read,
-        with no await in between, so that "before" is the order replies came in."""
+        ``accepted``: the reply was a success (2xx, a job id read from it). The hold-off of
+        every 429 that came before this create was let go (or last sent again, see
+        :meth:`resent`) is then lifted, in this process and
+        (with a shared backend) in every replica. A 429 that came while this create was in
+        flight holds on: its create proves nothing about it (the 429 may be about the jobs
+        in flight, this one among them). Call it as the reply is read."""
         on_answer, self._on_answer = self._on_answer, None
         if on_answer is not None:
             on_answer(accepted)
@@ -91,8 +104,8 @@ class Limiter(Protocol):
 
     def penalize(self, seconds: float) -> None:
         """The provider answered 429: send no create for ``seconds`` (the caller caps it,
-        at ``RetryPolicy.max_retry_after``), unless a create accepted after this call
-        (:meth:`CreatePermit.answered`) lifts the hold first."""
+        at ``RetryPolicy.max_retry_after``), unless a create let go after this call is
+        accepted (:meth:`CreatePermit.answered`) and lifts the hold first."""
 
     async def aclose(self) -> None:
         """This client is done with the limiter (it frees what only this client used)."""
@@ -130,7 +143,7 @@ class KeyLimiter:
     most ``limits.creates_per_period`` creates in any ``limits.period`` seconds) and past any
     hold-off a 429 asked for; ``release_slot()`` frees the slot when the job ends (or its create
     failed). ``penalize(seconds)`` holds every create back after a 429's ``Retry-After``, until
-    then or until a create is accepted (``CreatePermit.answered(accepted=True)``) after it.
+    then or until a create let go after it is accepted (``CreatePermit.answered``).
 
     ``in_flight`` counts the slots taken (a resumed job may be counted in directly: waiters
     compare against it, so the cap holds either way); ``max_in_flight`` is its high-water mark.
@@ -150,6 +163,8 @@ class KeyLimiter:
         self._taken: list[float] | None = None
         self._window_lock = anyio.Lock()
         self._not_before = -math.inf
+        # When the latest 429 came: only a create let go after it can lift its hold.
+        self._held_since = -math.inf
         # The sleep of the waiter held back by a 429, which a lift cuts short.
         self._held: anyio.CancelScope | None = None
         self._waiters: deque[anyio.Event] = deque()
@@ -165,20 +180,27 @@ class KeyLimiter:
             self.release_slot()
             raise
         place, self._taken = self._taken, None
-        return CreatePermit(lambda accepted: self._answered(place, accepted))
+        sent = [self._clock()]  # when it was let go, or last sent again
+        return CreatePermit(
+            lambda accepted: self._answered(place, accepted, sent[0]),
+            lambda: sent.__setitem__(0, self._clock()),
+        )
 
-    def _answered(self, place: list[float] | None, accepted: bool) -> None:
+    def _answered(self, place: list[float] | None, accepted: bool, sent: float) -> None:
         if place is not None:
             # A create is let go now but reaches the provider a little later (later still on
             # a loaded machine): dated again by its reply, the window counts it from a moment
             # the provider had surely seen it.
             place[0] = max(place[0], self._clock())
-        if accepted:
+        if accepted and sent > self._held_since:
+            # Let go after every 429 so far and accepted: the provider takes creates again.
+            # A create sent before a 429 proves nothing (the 429 may be about the jobs in
+            # flight, which that create was one of).
             self._lift()
 
     def _lift(self) -> None:
-        """A create was accepted: the provider takes creates again, so the hold-off of every
-        429 that came before now ends now (one that comes later holds again)."""
+        """A create let go after the latest 429 was accepted: the provider takes creates
+        again, so the hold-off ends now (a 429 that comes later holds again)."""
         self._not_before = -math.inf
         if self._held is not None:
             self._held.cancel()
@@ -272,7 +294,9 @@ class KeyLimiter:
         """The provider answered 429 anyway: send no create for ``seconds`` (its
         ``Retry-After``), whatever the window would allow."""
         if seconds > 0:
-            self._not_before = max(self._not_before, self._clock() + seconds)
+            now = self._clock()
+            self._not_before = max(self._not_before, now + seconds)
+            self._held_since = now
 
     async def aclose(self) -> None:
         """Nothing to free: the limiter lives as long as its event loop."""

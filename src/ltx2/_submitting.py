@@ -350,9 +350,9 @@ class Submitter:
     async def _send_create(self, call: HTTPCall, permit: CreatePermit) -> Created:
         # The permit is answered as the reply is read, with no await in between: a shared
         # window dates the create by its reply, and an accepted create lifts the hold-off of
-        # any 429 that came before it (the provider takes creates again).
+        # any 429 that came before it was (last) sent (the provider takes creates again).
         try:
-            reply = await self._transport.send(call)
+            reply = await self._transport.send(call, on_retry=permit.resent)
         except BaseException:
             permit.answered()
             raise

@@ -215,8 +215,11 @@ class Transport:
 
     # -- API calls ----------------------------------------------------------------------
 
-    async def send(self, call: HTTPCall) -> HTTPReply:
-        """Send a call, with retries as the policy and the call's idempotency allow."""
+    async def send(
+        self, call: HTTPCall, *, on_retry: Callable[[], object] | None = None
+    ) -> HTTPReply:
+        """Send a call, with retries as the policy and the call's idempotency allow;
+        ``on_retry()`` is called as each retry is sent."""
         attempt = 0
         while True:
             attempt += 1
@@ -257,6 +260,8 @@ class Transport:
                 call.kind, self.provider.name, _describe(error), attempt, delay,
             )  # fmt: skip
             await self._sleep(delay)
+            if on_retry is not None:
+                on_retry()
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

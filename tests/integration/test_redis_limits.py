@@ -7,6 +7,7 @@ then fail with a TransportError naming the limits backend, never go ahead."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -239,8 +240,9 @@ async def test_a_create_accepted_on_one_replica_lifts_the_hold_a_429_set_on_anot
     redis_server: RedisServer, prefix: str
 ) -> None:
     # Replica A has a create out; replica B is answered 429 with Retry-After: 3600 (held for
-    # max_hold, 60 s); A's create is accepted: the provider takes creates again, so replica
-    # C's waiting create, and B's next one, go at once.
+    # max_hold, 60 s); A's create, sent again after that (its transport's retry), is accepted:
+    # the provider takes creates again, so replica C's waiting create, and B's next one, go
+    # at once. (Accepted without being sent again, it would prove nothing: see below.)
     limits = ltx2.Limits(creates_per_period=100, max_concurrent=10, period=60.0)
     backends = [RedisLimits(redis_server.url, prefix=prefix, max_hold=60.0) for _ in range(3)]
     a, b, c = (backend.limiter("eachlabs", fp(), limits) for backend in backends)
@@ -250,10 +252,33 @@ async def test_a_create_accepted_on_one_replica_lifts_the_hold_a_429_set_on_anot
     waiting = asyncio.create_task(c.acquire_create())
     await asyncio.sleep(0.3)
     assert not waiting.done()  # held back by B's 429
+    out.resent()
     out.answered(accepted=True)
     await asyncio.wait_for(waiting, 5.0)  # not 60 s
     await asyncio.wait_for(b.acquire_create(), 5.0)
     for limiter in (a, b, c):
+        await limiter.aclose()
+
+
+async def test_a_create_in_flight_when_a_429_came_lifts_no_replica_when_accepted(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    # The 429 may be about the jobs in flight (a concurrency limit), A's among them.
+    limits = ltx2.Limits(creates_per_period=100, max_concurrent=10, period=60.0)
+    backends = [RedisLimits(redis_server.url, prefix=prefix, max_hold=60.0) for _ in range(2)]
+    a, c = (backend.limiter("eachlabs", fp(), limits) for backend in backends)
+    out = await a.acquire_create()
+    await asyncio.sleep(0.01)
+    c.penalize(3600)
+    await asyncio.sleep(0.1)  # the hold reaches Redis in the background
+    out.answered(accepted=True)
+    waiting = asyncio.create_task(c.acquire_create())
+    await asyncio.sleep(0.5)
+    assert not waiting.done()  # still held
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    for limiter in (a, c):
         await limiter.aclose()
 
 
@@ -280,16 +305,16 @@ async def test_a_429_that_came_after_the_accepted_reply_holds_every_replica_on(
 async def test_a_429_that_came_before_the_accepted_reply_is_lifted_even_if_its_hold_lands_late(
     redis_server: RedisServer, prefix: str
 ) -> None:
-    # Replica B saw its 429 before A's create was accepted, but B's hold reaches Redis only
+    # Replica B saw its 429 before A's create was let go, but B's hold reaches Redis only
     # after A's lift (a slow replica): it is dated by when the 429 came, so it stays lifted.
     limits = ltx2.Limits(creates_per_period=100, max_concurrent=10, period=60.0)
     a, b, c = (
         RedisLimits(redis_server.url, prefix=prefix).limiter("eachlabs", fp(), limits)
         for _ in range(3)
     )
-    out = await a.acquire_create()
     came = time.monotonic()
     await asyncio.sleep(0.05)
+    out = await a.acquire_create()
     out.answered(accepted=True)
     await asyncio.sleep(0.05)
     await b._hold(60.0, came)  # type: ignore[attr-defined]  # B's late hold script

@@ -1,7 +1,9 @@
 """A successful create lifts a 429's hold-off (issue 10, item 8): once the provider accepts a
-create again, a long ``Retry-After`` stops holding the key back. Only a hold set before the
-accepted create's reply is lifted; a 429 that comes after it holds on. The hold itself is
-capped at ``RetryPolicy.max_retry_after``."""
+create sent after the 429, a long ``Retry-After`` stops holding the key back. A create that was
+already in flight when the 429 came proves nothing (the 429 may be about the jobs in flight, that
+one among them: lifting on it let a key told no limits lose 46 of 300 jobs to 429s in
+bench_ratelimit), and a 429 that comes after the success holds on. The hold itself is capped at
+``RetryPolicy.max_retry_after``."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import anyio
-import pytest
 from aioresponses import CallbackResult, aioresponses
 from tests.unit.test_limits import VirtualTime
 
@@ -22,10 +23,10 @@ IMAGE = "https://cdn.example.com/cat.jpg"
 Callback = Callable[..., Awaitable[CallbackResult]]
 
 
-async def test_an_accepted_create_lifts_the_hold_of_a_429_that_came_before_its_reply() -> None:
+async def test_a_create_in_flight_when_a_429_came_lifts_nothing_when_accepted() -> None:
     # Create A is let go; create B (let go later) is answered 429 Retry-After: 60 at t = 2;
-    # A's reply, a success, comes at t = 5: the provider accepts creates, so the waiting
-    # create C goes at once, not at t = 62.
+    # A's reply, a success, comes at t = 5. A was sent before the 429: the provider may refuse
+    # B because A runs (a concurrency limit), so the waiting create C still waits to t = 62.
     vt = VirtualTime()
     limiter = KeyLimiter(ltx2.Limits(creates_per_period=100, period=60.0), clock=vt.clock,
                          sleep=vt.sleep)  # fmt: skip
@@ -51,7 +52,7 @@ async def test_an_accepted_create_lifts_the_hold_of_a_429_that_came_before_its_r
         sent.append(vt.now)
 
     await vt.run(main)
-    assert sent == [5.0, 5.0]
+    assert sent == [62.0, 62.0]
 
 
 async def test_a_429_after_the_accepted_reply_holds_on() -> None:
@@ -88,14 +89,17 @@ async def test_a_failed_reply_lifts_nothing() -> None:
 
 async def test_a_create_answered_429_then_accepted_on_its_retry_lifts_its_own_hold() -> None:
     # The transport retries a create answered 429 after min(Retry-After, max_retry_after); its
-    # success there lifts the hold (another create waiting need not wait any longer).
+    # success there, sent after both 429s, lifts the hold (another 429 made it longer).
     vt = VirtualTime()
     limiter = KeyLimiter(ltx2.Limits(), clock=vt.clock, sleep=vt.sleep)
 
     async def main() -> None:
         a = await limiter.acquire_create()
-        limiter.penalize(50.0)  # its first answer: 429, Retry-After: 50
-        vt.now = 10.0  # its retry (a transport whose cap is 10 s) is accepted
+        limiter.penalize(10.0)  # its first answer: 429, Retry-After: 10
+        vt.now = 5.0
+        limiter.penalize(50.0)  # another create's 429, Retry-After: 50
+        vt.now = 10.0
+        a.resent()  # its retry, sent after both 429s, is accepted
         a.answered(accepted=True)
         await limiter.acquire_create()
 
@@ -118,16 +122,14 @@ def _create_replies(*replies: tuple[float, int, dict[str, object]]) -> Callback:
     return reply
 
 
-async def test_after_a_retry_after_3600_a_successful_create_lets_the_next_submit_go_at_once() -> (
-    None
-):
-    # Two submits in flight: the second is answered 429 with Retry-After: 3600 (held back for
-    # max_retry_after, 60 s), then the first one's success comes. The next submit goes at once.
-    retry = ltx2.RetryPolicy(attempts=1, max_retry_after=60.0)
+async def test_after_a_retry_after_3600_a_create_retried_and_accepted_lets_the_next_go() -> None:
+    # A create answered 429 with Retry-After: 3600 waits max_retry_after (not an hour), is
+    # sent again and accepted: the key is not held back any longer, the next submit goes.
+    retry = ltx2.RetryPolicy(attempts=2, max_retry_after=0.2)
     replies = _create_replies(
-        (0.3, 200, {"status": "success", "predictionID": "p-1"}),
         (0.0, 429, {"status": "error", "message": "rate limited"}),
-        (0.0, 200, {"status": "success", "predictionID": "p-3"}),
+        (0.0, 200, {"status": "success", "predictionID": "p-1"}),
+        (0.0, 200, {"status": "success", "predictionID": "p-2"}),
     )
     with aioresponses() as m:
         m.post(EACHLABS_CREATE, callback=replies, repeat=True)
@@ -136,12 +138,6 @@ async def test_after_a_retry_after_3600_a_successful_create_lets_the_next_submit
             poll=ltx2.PollPolicy(first=3600, min_interval=1, max_interval=2),
         ) as c:  # fmt: skip
             with anyio.fail_after(10):
-                first = asyncio.create_task(c.submit(image=IMAGE, prompt="one"))
-                await asyncio.sleep(0.05)  # the first create is out
-                with pytest.raises(ltx2.RateLimitError) as refused:
-                    await c.submit(image=IMAGE, prompt="two")
-                assert refused.value.retry_after == 3600
-                assert (await first).id == "p-1"
-                # Held back, it would wait 60 s (an hour uncapped) and fail_after would end it.
-                third = await c.submit(image=IMAGE, prompt="three")
-    assert third.id == "p-3"
+                first = await c.submit(image=IMAGE, prompt="one")
+                second = await c.submit(image=IMAGE, prompt="two")
+    assert (first.id, second.id) == ("p-1", "p-2")

@@ -6,7 +6,7 @@ Layout (``{p}`` the prefix; ``{s}`` the scope, ``{provider}:{fingerprint}`` of t
     {p}:limits:{s}:creates    zset create id -> when it was let go     (the sliding window)
     {p}:limits:{s}:hold       no create before this time               (a 429's Retry-After)
     {p}:limits:{s}:hold:at    when the latest 429 holding it came      (µs)
-    {p}:limits:{s}:lifted:at  when the latest accepted create's reply came (µs)
+    {p}:limits:{s}:lifted:at  when the latest accepted create was let go (µs)
     {p}:limits:{s}:queue      zset waiter -> ticket                    (who asked first)
     {p}:limits:{s}:waiters    zset waiter -> expiry                    (waiters still asking)
     {p}:limits:{s}:tickets    the ticket counter
@@ -18,11 +18,13 @@ A create is dated twice: when it is let go, and (later, never earlier) when its 
 replica knows; another replica's create, a window later, is timed from the later date, so a
 create that was slow to leave cannot make the next one arrive inside the provider's window.
 
-A 429 holds every replica's creates back (capped at ``max_hold``); a create accepted after it
-lifts the hold everywhere (the provider takes creates again), but only a hold set by 429s that
-came before the accepted reply: each is dated by when it came in its process (the Redis time of
-its script, less how long the script took to leave), and the later date wins whichever script
-runs first. A lift is announced on the scope's channel, so waiting replicas go at once.
+A 429 holds every replica's creates back (capped at ``max_hold``); a create let go after it and
+accepted lifts the hold everywhere (the provider takes creates again), but only a hold set by
+429s that came before that create was let go (one that came while it was in flight may be about
+the jobs in flight, that create among them): each 429 and each create is dated in its process
+(the Redis time of its script, less how long the script took to leave), and the dates decide
+whichever script runs first. A lift is announced on the scope's channel, so waiting replicas
+go at once.
 
 One Lua script decides a create, atomically: it drops slots whose lease expired (a replica
 that died), creates older than the window and waiters that stopped asking; then grants a slot
@@ -45,6 +47,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import math
 import os
 import socket
 import time
@@ -161,7 +164,7 @@ return 1
 
 # A create's reply came back. KEYS: creates, hold, hold:at, lifted:at. ARGV[1] its id in the
 # window ('' for none): dated by now (only later, never earlier). ARGV[2] '1' if it was
-# accepted: then, dated ARGV[3] µs ago, it lifts a hold whose every 429 came no later, and
+# accepted: then, let go ARGV[3] µs ago, it lifts a hold whose every 429 came before, and
 # leaves its date (for ARGV[5] ms) to a 429's script that comes late but came before it;
 # ARGV[4] the channel the lift is announced on.
 _ANSWERED = """
@@ -175,7 +178,7 @@ if at > lifted then
   redis.call('SET', KEYS[4], string.format('%d', at), 'PX', tonumber(ARGV[5]))
 end
 local held = tonumber(redis.call('GET', KEYS[3]) or '-1')
-if redis.call('EXISTS', KEYS[2]) == 1 and held <= at then
+if redis.call('EXISTS', KEYS[2]) == 1 and held < at then
   redis.call('DEL', KEYS[2], KEYS[3])
   redis.call('PUBLISH', ARGV[4], 'lift')
   return 1
@@ -201,6 +204,10 @@ if at > held and ttl > 0 then
 end
 return 1
 """
+
+
+def _stamp(at: list[float]) -> None:
+    at[0] = time.monotonic()
 
 
 def _ms(seconds: float) -> int:
@@ -331,6 +338,7 @@ class _RedisKeyLimiter:
         # A 429's hold-off in this process, until its hold is in Redis (which then decides).
         self._not_before = 0.0
         self._holds_out = 0  # hold scripts not yet run
+        self._held_since = -math.inf  # when this process's latest 429 came
         # Set (and replaced) when a hold ends early: lifted here, or announced by a replica.
         self._hold_changed = asyncio.Event()
         self._renewer: asyncio.Task[None] | None = None
@@ -392,7 +400,11 @@ class _RedisKeyLimiter:
                 if int(granted):
                     self._take(slot if limits.max_concurrent is not None else None)
                     in_window = slot if limits.creates_per_period is not None else ""
-                    return CreatePermit(functools.partial(self._on_answer, in_window))
+                    sent = [time.monotonic()]  # when it was let go, or last sent again
+                    return CreatePermit(
+                        functools.partial(self._on_answer, in_window, sent),
+                        functools.partial(_stamp, sent),
+                    )
                 wait_ms = int(wait_ms)
                 if int(held):
                     # A 429's hold: a create accepted anywhere ends it (announced).
@@ -452,19 +464,21 @@ class _RedisKeyLimiter:
             return
         now = time.monotonic()
         self._not_before = max(self._not_before, now + seconds)
+        self._held_since = now
         self._holds_out += 1
         self._spawn(self._hold(seconds, now))
 
-    def _on_answer(self, create: str, accepted: bool) -> None:
-        now = time.monotonic()
-        if accepted:
-            # Every 429 this process saw came before: its hold ends here now, and in Redis
-            # when the script runs (dated now, so a later 429 there holds on).
+    def _on_answer(self, create: str, sent_at: list[float], accepted: bool) -> None:
+        sent = sent_at[0]
+        if accepted and sent > self._held_since:
+            # Let go after every 429 this process saw, and accepted: its hold ends here
+            # now, and in Redis when the script runs (dated by when this create was let go,
+            # so a 429 that came while it was in flight, here or anywhere, holds on).
             self._not_before = 0.0
             self._notify_hold()
-        elif not create:
+        elif not create and not accepted:
             return  # no window to date it in, nothing to lift
-        self._spawn(self._answered(create, accepted, now))
+        self._spawn(self._answered(create, accepted, sent))
 
     async def _answered(self, create: str, accepted: bool, at: float) -> None:
         keys = [self._keys[1], *self._hold_keys[:3]]
