@@ -9,15 +9,22 @@ never silently skips them.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from ltx2.stores import Store
 
 __all__ = ["RedisServer", "redis_or_skip", "skip_reason", "start_redis"]
 
@@ -151,3 +158,27 @@ def redis_or_skip(directory: Path) -> RedisServer:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI is set: tests that need Redis must run)")
     pytest.skip(reason)
+
+
+@contextlib.asynccontextmanager
+async def each_store(
+    request: pytest.FixtureRequest, tmp_path: Path, prefix: str = "test"
+) -> AsyncIterator[Store]:
+    """The store a ``store`` fixture parametrized over ``memory``, ``sqlite`` and ``redis``
+    gives its test, open (a file in tmp_path; a fresh key prefix on the session's
+    ``redis_server``), and closed after it."""
+    from ltx2.stores import MemoryStore, RedisStore, SQLiteStore
+
+    s: Store
+    if request.param == "memory":
+        s = MemoryStore()
+    elif request.param == "sqlite":
+        s = SQLiteStore(tmp_path / "jobs.db")
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        s = RedisStore(server.url, prefix=f"{prefix}-{uuid.uuid4().hex[:12]}")
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()

@@ -4,14 +4,13 @@ test)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from tests._redis import RedisServer, redis_or_skip
+from tests._redis import RedisServer, each_store, redis_or_skip
 
-from ltx2.stores import MemoryStore, RedisStore, SQLiteStore, Store
+from ltx2.stores import Store
 
 
 @pytest.fixture(scope="session")
@@ -25,16 +24,5 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s: Store
-    if request.param == "memory":
-        s = MemoryStore()
-    elif request.param == "sqlite":
-        s = SQLiteStore(tmp_path / "jobs.db")
-    else:
-        server: RedisServer = request.getfixturevalue("redis_server")
-        s = RedisStore(server.url, prefix=f"test-{uuid.uuid4().hex[:12]}")
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
+    async with each_store(request, tmp_path, "test") as s:
+        yield s  # closed by each_store: a client leaves a store passed in open

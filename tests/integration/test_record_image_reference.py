@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests._redis import RedisServer
+from tests._redis import RedisServer, each_store
 
 import ltx2
 from ltx2._limits import key_fingerprint
@@ -92,19 +92,8 @@ async def emu() -> AsyncIterator[Emulator]:
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s: Store
-    if request.param == "memory":
-        s = MemoryStore()
-    elif request.param == "sqlite":
-        s = SQLiteStore(tmp_path / "jobs.db")
-    else:
-        server: RedisServer = request.getfixturevalue("redis_server")
-        s = RedisStore(server.url, prefix=f"img-{uuid.uuid4().hex[:12]}")
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()  # the client leaves a store passed in open
+    async with each_store(request, tmp_path, "img") as s:
+        yield s  # closed by each_store: a client leaves a store passed in open
 
 
 def client(emu: Emulator, name: str, store: Store, **extra: Any) -> ltx2.Client:
