@@ -23,12 +23,15 @@ async def make_client(provider: str, emulator: bool) -> AsyncIterator[ltx2.Clien
         return
     from ltx2.emulator import Emulator
 
-    async with Emulator(time_scale=0.05) as emu, ltx2.Client(
-        provider,
-        api_key="emulator",
-        base_url=emu.provider_url(provider),
-        time_scale=0.05,
-    ) as client:
+    async with (
+        Emulator(time_scale=0.05) as emu,
+        ltx2.Client(
+            provider,
+            api_key="emulator",
+            base_url=emu.provider_url(provider),
+            time_scale=0.05,
+        ) as client,
+    ):
         yield client
 
 
