@@ -397,13 +397,7 @@ class RedisStore(Store):
         async with self._open_lock:
             task, self._task = self._task, None
             if task is not None:
-                task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    current = asyncio.current_task()
-                    if current is not None and current.cancelling():
-                        raise
+                await _stop(task)
             self._opened = False
             self._subscribed = asyncio.Event()
             if self._owns_client and self._client is not None:
@@ -431,13 +425,17 @@ class RedisStore(Store):
 
     async def _listen(self) -> None:
         client = self._redis()
+        me = asyncio.current_task()
         subscribed_before = False
         failures = 0
-        while True:
+        # Ends when close() lets go of it (self._task), not only by its cancel: redis-py's
+        # get_message(timeout=) can turn a cancel that meets its timeout into a timeout and
+        # return None, and the loop would run on with close() awaiting it for ever.
+        while self._task is me:
             pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
-                while True:
+                while self._task is me:
                     alive_before = self._last_alive
                     message = await pubsub.get_message(timeout=_POLL_SECONDS)
                     now = time.time()
@@ -762,3 +760,14 @@ class RedisStore(Store):
             return True
 
         await self._change(key, own, publish=False)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel the subscriber task and wait for it to end, cancelling it again should a cancel
+    be lost (see :meth:`RedisStore._listen`); a cancel of the caller goes on to the caller."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=_POLL_SECONDS * 2)
+    if not task.cancelled():
+        with contextlib.suppress(Exception):
+            task.result()
