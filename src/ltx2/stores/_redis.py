@@ -397,7 +397,7 @@ class RedisStore(Store):
         async with self._open_lock:
             task, self._task = self._task, None
             if task is not None:
-                await _stop(task)
+                await stop_task(task)
             self._opened = False
             self._subscribed = asyncio.Event()
             if self._owns_client and self._client is not None:
@@ -762,8 +762,8 @@ class RedisStore(Store):
         await self._change(key, own, publish=False)
 
 
-async def _stop(task: asyncio.Task[None]) -> None:
-    """Cancel the subscriber task and wait for it to end, cancelling it again should a cancel
+async def stop_task(task: asyncio.Task[None]) -> None:
+    """Cancel a subscriber task and wait for it to end, cancelling it again should a cancel
     be lost (see :meth:`RedisStore._listen`); a cancel of the caller goes on to the caller."""
     while not task.done():
         task.cancel()

@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 from .._config import Limits
 from .._errors import TransportError
 from .._limits import CreatePermit, Limiter
-from ._redis import budget_client, down_errors, safe_url
+from ._redis import budget_client, down_errors, safe_url, stop_task
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -548,12 +548,15 @@ class _RedisKeyLimiter:
             )
 
     async def _listen(self) -> None:
-        while True:
+        me = asyncio.current_task()
+        # Runs while it is this limiter's listener, not only until cancelled (a cancel can be
+        # lost in get_message: see RedisStore._listen).
+        while self._listener is me:
             client, _ = self._backend._redis()
             pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
-                while True:
+                while self._listener is me:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
                     if message is not None:
                         if message.get("data") in ("lift", b"lift"):
@@ -581,9 +584,9 @@ class _RedisKeyLimiter:
             return
         if self._pending:
             await asyncio.wait(set(self._pending), timeout=2.0)
-        for task in (self._renewer, self._listener):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        tasks = (self._renewer, self._listener)
         self._renewer = self._listener = None
+        for task in tasks:
+            if task is not None:
+                await stop_task(task)
         await self._backend._forget(self)
