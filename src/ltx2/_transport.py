@@ -434,42 +434,26 @@ class Transport:
 
         At most :attr:`max_streams` are open at once; one more waits for a place (the
         caller keeps to the bound: past it, a job is polled instead)."""
-        failure: TransportError
-        try:
-            async with (
-                self._streams,
-                self._open(
-                    call.method,
-                    call.url,
-                    headers={**call.headers, "Accept": "text/event-stream"},
-                    params=call.params,
-                    hop=self._api_hop(call),
-                ) as resp,
-            ):
-                if resp.status >= 400:
-                    body = await resp.content.read(4096)
-                    raise self._api_error(
-                        HTTPReply(resp.status, resp.headers, body), call.method, _redact(call), call
-                    )
-                data: list[str] = []
-                async for raw in resp.content:
-                    line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                    if not line:
-                        if data:
-                            yield "\n".join(data)
-                            data = []
-                    elif line.startswith("data:"):
-                        data.append(line[5:].lstrip())
-                if data:
-                    yield "\n".join(data)
-            return
-        except TimeoutError:
-            failure = TransportError(f"status stream: {call.method} {_redact(call)} timed out")
-        except aiohttp.ClientError as exc:
-            failure = TransportError(
-                f"status stream: {call.method} {_redact(call)} failed: {_scrub_error(exc, call)}"
-            )
-        raise failure
+        async with self._response(
+            call.method,
+            call.url,
+            place=self._streams,
+            what=f"status stream: {call.method} {_redact(call)}",
+            hop=self._api_hop(call),
+            call=call,
+            headers={**call.headers, "Accept": "text/event-stream"},
+        ) as resp:
+            data: list[str] = []
+            async for raw in resp.content:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if not line:
+                    if data:
+                        yield "\n".join(data)
+                        data = []
+                elif line.startswith("data:"):
+                    data.append(line[5:].lstrip())
+            if data:
+                yield "\n".join(data)
 
     async def put(self, url: str, data: bytes, headers: dict[str, str]) -> None:
         """PUT bytes to a presigned upload URL."""
@@ -507,35 +491,64 @@ class Transport:
                 )
 
     @contextlib.asynccontextmanager
-    async def _get_file(self, url: str) -> AsyncIterator[aiohttp.ClientResponse]:
-        """A GET of a file (a video to stream or save): the URL and every redirect hop held
-        to the scheme rules and the download policy, a place in the pool taken, an error
-        status raised as :class:`APIError`, and aiohttp's failures, on the way in or while
-        the block reads the response, raised as :class:`TransportError`."""
-        await self._check_download_url(url)
+    async def _response(
+        self,
+        method: str,
+        url: str,
+        *,
+        place: asyncio.Semaphore,
+        what: str,
+        hop: _HopCheck,
+        call: HTTPCall | None = None,
+        headers: Mapping[str, str] | None = None,
+        max_redirects: int = _MAX_API_REDIRECTS,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A response read by the block (a status stream, a file): a ``place`` taken for it,
+        an error status raised as :class:`APIError`, and aiohttp's failures, on the way in
+        or while the block reads, raised as :class:`TransportError` saying ``what`` failed.
+        ``call`` is the API call it answers (None for a file: its URL is redacted here)."""
         failure: TransportError
         try:
             async with (
-                self._pool,
+                place,
                 self._open(
-                    "GET",
+                    method,
                     url,
-                    hop=self._download_hop(),
-                    max_redirects=self.download_policy.max_redirects,
+                    headers=headers,
+                    params=call.params if call is not None else None,
+                    hop=hop,
+                    max_redirects=max_redirects,
                 ) as resp,
             ):
                 if resp.status >= 400:
                     body = await resp.content.read(4096)
-                    raise self._api_error(HTTPReply(resp.status, resp.headers, body), "GET", url)
+                    reply = HTTPReply(resp.status, resp.headers, body)
+                    shown = _redact(call) if call is not None else url
+                    raise self._api_error(reply, method, shown, call)
                 yield resp
             return
         except TimeoutError:
-            failure = TransportError(f"download from {redact_url(url)} timed out")
+            failure = TransportError(f"{what} timed out")
         except aiohttp.ClientError as exc:
-            failure = TransportError(f"download from {redact_url(url)} failed: {_scrub_error(exc)}")
+            failure = TransportError(f"{what} failed: {_scrub_error(exc, call)}")
         # Thrown in at the yield, the aiohttp error is still being handled by the block's
         # ``async with`` here: it must not ride along as the failure's __context__.
         _raise_alone(failure)
+
+    @contextlib.asynccontextmanager
+    async def _get_file(self, url: str) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A GET of a file (a video to stream or save): the URL and every redirect hop held
+        to the scheme rules and the download policy, in a place of the pool."""
+        await self._check_download_url(url)
+        async with self._response(
+            "GET",
+            url,
+            place=self._pool,
+            what=f"download from {redact_url(url)}",
+            hop=self._download_hop(),
+            max_redirects=self.download_policy.max_redirects,
+        ) as resp:
+            yield resp
 
     async def stream(self, url: str, *, chunk_size: int = _CHUNK) -> AsyncIterator[bytes]:
         """A file's bytes, in chunks (http and https only, every redirect hop checked)."""
