@@ -9,9 +9,9 @@ from typing import Any
 
 import anyio
 import pytest
-from aioresponses import CallbackResult, aioresponses
+from aioresponses import aioresponses
 from tests.conftest import NO_BACKOFF
-from yarl import URL
+from tests.unit.test_lifecycle import Blocked
 
 import ltx2
 from ltx2.stores import JobRecord
@@ -116,20 +116,6 @@ async def test_a_create_not_sent_for_a_store_error_leaves_no_record_even_if_dele
 
 
 # -- aclose() while a submit's create is in flight ----------------------------------------------
-
-
-class Blocked:
-    """A create whose reply waits until released."""
-
-    def __init__(self, payload: dict[str, Any]) -> None:
-        self.payload = payload
-        self.arrived = asyncio.Event()
-        self.released = asyncio.Event()
-
-    async def reply(self, url: URL, **kw: Any) -> CallbackResult:
-        self.arrived.set()
-        await self.released.wait()
-        return CallbackResult(payload=self.payload)
 
 
 async def test_aclose_while_a_create_is_in_flight_waits_for_its_reply() -> None:
